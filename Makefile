@@ -1,0 +1,47 @@
+# Two commands: `make demo` and `make test`. Everything else is set up on the way, from the lock file.
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+SYNCED := $(VENV)/.synced
+DEMO := build/demo
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup demo test test-slow lint format compile bench bench-smoke image clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# Installs exactly what uv.lock pins (the project itself editable) into .venv.
+$(SYNCED): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+setup: $(SYNCED)
+
+demo: setup
+	$(BIN)/audioflow demo-data $(DEMO)
+	$(BIN)/audioflow ingest --manifest $(DEMO)/labels.csv --output $(DEMO)/dataset \
+		--splits train=0.8,validation=0.1,test=0.1 --max-rejected-fraction 0.05 --overwrite
+	$(BIN)/audioflow inspect $(DEMO)/dataset --verify
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not slow"
+
+test-slow: setup
+	$(BIN)/pytest -m slow
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Audio ingestion with Apache Beam."""

@@ -1,0 +1,124 @@
+"""Decoding one audio file into the dataset's sample format (plain Python: soundfile + soxr).
+
+Limits are checked from the header before any sample is decoded, so a file that claims hours of
+audio, or billions of frames, costs a header read and becomes a `too_long` rejection instead of
+taking a worker's memory.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from audioflow.beam.dataset_format import SAMPLE_FORMATS
+
+__all__ = ["AudioOptions", "AudioRejected", "DecodedAudio", "decode_audio"]
+
+# Formats whose header states the exact frame count: fewer decoded frames means a truncated file.
+_EXACT_LENGTH_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "CAF", "AU"})
+
+
+class AudioRejected(Exception):
+    """The file cannot become an example; `reason` is a stable code from REJECT_REASONS."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    """What every example is converted to, and the limits a file must respect."""
+
+    sample_format: str = "int16"
+    sample_rate: int | None = None  # None: keep each file's rate
+    mono: bool = False
+    max_duration: float | None = 1200.0
+    resample_quality: str = "HQ"
+
+    def __post_init__(self) -> None:
+        if self.sample_format not in SAMPLE_FORMATS:
+            raise ValueError(f"sample format must be one of {sorted(SAMPLE_FORMATS)}, not {self.sample_format!r}")
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Samples as a C-contiguous [frames, channels] array of the dataset's dtype."""
+
+    samples: np.ndarray
+    sample_rate: int
+    source_sample_rate: int
+
+    @property
+    def num_frames(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def num_channels(self) -> int:
+        return self.samples.shape[1]
+
+
+def _to_sample_format(samples: np.ndarray, sample_format: str) -> np.ndarray:
+    if sample_format == "float32":
+        return np.ascontiguousarray(samples, dtype="<f4")
+    # Same scaling soundfile/libsndfile use for int16 <-> float: x * 32768, clipped.
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
+
+
+def decode_audio(source: str | bytes, options: AudioOptions, name: str = "") -> DecodedAudio:
+    """Decodes a file (a local path, or the file's bytes) into the requested format.
+
+    Without resampling or downmixing, samples come straight from libsndfile in the target dtype,
+    so they are bit-exact with `soundfile.read(path, dtype=sample_format)`.
+
+    Raises:
+        AudioRejected: unreadable, empty_audio, too_long or invalid_samples, with the details.
+    """
+    opened = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with sf.SoundFile(opened) as audio_file:
+            frames, rate, channels = audio_file.frames, audio_file.samplerate, audio_file.channels
+            if rate <= 0 or channels <= 0:
+                raise AudioRejected("unreadable", f"{name}: header declares {rate} Hz, {channels} channel(s)")
+            if frames <= 0:
+                raise AudioRejected("empty_audio", f"{name}: the file holds no audio frames")
+            duration = frames / rate
+            if options.max_duration is not None and duration > options.max_duration:
+                raise AudioRejected(
+                    "too_long", f"{name}: {duration:.1f} s is over --max-duration {options.max_duration:g} s"
+                )
+            transform = (options.mono and channels > 1) or (
+                options.sample_rate is not None and options.sample_rate != rate
+            )
+            dtype = "float32" if transform else options.sample_format
+            samples = audio_file.read(dtype=dtype, always_2d=True)
+            exact = audio_file.format in _EXACT_LENGTH_FORMATS
+    except sf.LibsndfileError as error:
+        raise AudioRejected("unreadable", f"{name}: {error.error_string}") from None
+    except (RuntimeError, TypeError, ValueError, OverflowError, MemoryError) as error:
+        raise AudioRejected("unreadable", f"{name}: {type(error).__name__}: {error}") from None
+
+    if samples.shape[0] == 0:
+        raise AudioRejected("empty_audio", f"{name}: no frames could be decoded")
+    if exact and samples.shape[0] < frames:
+        raise AudioRejected("unreadable", f"{name}: truncated: decoded {samples.shape[0]} of {frames} frames")
+    if samples.dtype.kind == "f" and not np.isfinite(samples).all():
+        raise AudioRejected("invalid_samples", f"{name}: NaN or infinite samples")
+
+    if transform:
+        if options.mono and samples.shape[1] > 1:
+            samples = samples.mean(axis=1, keepdims=True, dtype=np.float32)
+        if options.sample_rate is not None and options.sample_rate != rate:
+            samples = soxr.resample(samples, rate, options.sample_rate, quality=options.resample_quality)
+            if samples.ndim == 1:
+                samples = samples[:, np.newaxis]
+        samples = _to_sample_format(samples, options.sample_format)
+    else:
+        samples = np.ascontiguousarray(samples, dtype=SAMPLE_FORMATS[options.sample_format][0])
+    output_rate = options.sample_rate if options.sample_rate is not None else rate
+    return DecodedAudio(samples=samples, sample_rate=output_rate, source_sample_rate=rate)

@@ -1,0 +1,175 @@
+"""The `audioflow` command: ingest, inspect, demo-data (and run-local, submit from audioflow.pipelines).
+
+Heavy imports (Beam, TensorFlow, KFP) happen inside the commands, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+from audioflow.beam.errors import AudioflowError, TooManyRejectedError
+
+_LOGGER = logging.getLogger("audioflow")
+_LAZY_COMMANDS = {
+    "run-local": "audioflow.pipelines.commands:run_local",
+    "submit": "audioflow.pipelines.commands:submit",
+    "compile": "audioflow.pipelines.commands:compile_command",
+}
+
+
+class _Group(click.Group):
+    """Adds the pipeline commands without importing KFP until one of them runs, and turns
+    AudioflowError into one clear line (tracebacks only with --verbose)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *_LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _LAZY_COMMANDS:
+            module, attribute = _LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TooManyRejectedError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except AudioflowError as error:
+            if ctx.obj and ctx.obj.get("verbose"):
+                raise
+            raise click.ClickException(str(error)) from None
+        except Exception as error:
+            found = find_audioflow_error(error)
+            if found is None or (ctx.obj and ctx.obj.get("verbose")):
+                raise
+            raise click.ClickException(str(found)) from None
+
+
+def find_audioflow_error(error: BaseException) -> BaseException | None:
+    """Beam re-raises errors from DoFns wrapped in its own; find ours in the chain."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, AudioflowError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S", stream=sys.stderr,
+    )
+    for noisy in ("apache_beam", "absl", "urllib3", "google", "kfp", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@click.group(cls=_Group)
+@click.option("--verbose", "-v", is_flag=True, help="Debug logging and full tracebacks.")
+@click.option("--env-file", type=click.Path(dir_okay=False), help="Settings file (default: ./.env if present).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, env_file: str | None) -> None:
+    """audioflow: CSV manifest + raw audio -> sharded, self-describing TFRecord dataset."""
+    from audioflow.beam.settings import load_env
+
+    load_env(env_file)
+    _configure_logging(verbose)
+    ctx.obj = {"verbose": verbose}
+
+
+_BEAM_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+@main.command(context_settings=_BEAM_ARGS)
+@click.option("--manifest", envvar="MANIFEST_URI", required=True, help="CSV manifest: local path or gs:// URI. [MANIFEST_URI]")
+@click.option("--audio-root", envvar="AUDIO_ROOT", default="", help="Where blob names are resolved (default: the manifest's folder). [AUDIO_ROOT]")
+@click.option("--output", envvar="DATASET_URI", required=True, help="Dataset folder, local or gs://. [DATASET_URI]")
+@click.option("--splits", envvar="SPLITS", default="train=1", show_default=True, help="e.g. train=0.8,validation=0.1,test=0.1")
+@click.option("--sample-rate", envvar="SAMPLE_RATE", type=int, help="Resample every file to this rate (Hz).")
+@click.option("--mono", envvar="MONO", is_flag=True, help="Downmix to one channel.")
+@click.option("--sample-format", envvar="SAMPLE_FORMAT", type=click.Choice(["int16", "float32"]), default="int16", show_default=True)
+@click.option("--max-duration", envvar="MAX_DURATION", type=float, default=1200.0, show_default=True, help="Reject longer files (seconds, from the header).")
+@click.option("--max-file-size", envvar="MAX_FILE_SIZE", default="2GiB", show_default=True, help="Reject larger files.")
+@click.option("--shard-size", envvar="SHARD_SIZE", default="128MiB", show_default=True, help="Target shard size.")
+@click.option("--compression", envvar="COMPRESSION", type=click.Choice(["none", "gzip"]), default="none", show_default=True)
+@click.option("--label-column", envvar="LABEL_COLUMN", help="Header of the label column, if not a usual name.")
+@click.option("--blob-column", envvar="BLOB_COLUMN", help="Header of the blob column, if not a usual name.")
+@click.option("--label-type", envvar="LABEL_TYPE", type=click.Choice(["auto", "int", "string"]), default="auto", show_default=True)
+@click.option("--max-rejected-fraction", envvar="MAX_REJECTED_FRACTION", type=float, default=0.01, show_default=True)
+@click.option("--fetch-concurrency", envvar="FETCH_CONCURRENCY", type=int, default=0, help="Reads in flight per worker (0: 16 remote, 4 local).")
+@click.option("--overwrite", is_flag=True, help="Replace a dataset already in --output.")
+@click.option("--json", "as_json", is_flag=True, help="Print dataset.json instead of the summary.")
+@click.pass_context
+def ingest(ctx: click.Context, **values: Any) -> None:
+    """Run the Beam job. Unknown options go to Beam: --runner DataflowRunner --project … --region …"""
+    from audioflow.beam.ingest import run_ingest
+    from audioflow.beam.options import build_ingest_options
+    from audioflow.beam.settings import dataflow_args_from_env
+    from audioflow.beam.summary import format_summary
+
+    as_json = values.pop("as_json")
+    try:
+        options = build_ingest_options(**values)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    beam_args = dataflow_args_from_env(list(ctx.args))
+    info = run_ingest(options, beam_args)
+    click.echo(info.to_json() if as_json else format_summary(options.output, info))
+
+
+@main.command()
+@click.argument("dataset")
+@click.option("--verify", is_flag=True, help="Re-read every shard: checksums, parsing, counts.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report.")
+def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) -> None:
+    """Summarise a dataset; --verify re-reads it all and exits non-zero on any mismatch."""
+    from audioflow.beam.reader import load_dataset_info
+    from audioflow.beam.summary import format_summary
+
+    info = load_dataset_info(dataset)
+    report = None
+    if verify:
+        from audioflow.beam.verify import verify_dataset
+
+        report = verify_dataset(dataset, info)
+    if html_path:
+        from audioflow.beam.report import write_html_report
+
+        write_html_report(dataset, info, html_path)
+    if as_json:
+        out = json.loads(info.to_json())
+        if report is not None:
+            out["verify"] = {"ok": report.ok, "records_by_split": dict(report.records_by_split), "problems": report.problems}
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_summary(dataset, info))
+        if report is not None:
+            click.echo("")
+            click.echo(f"verify    {'ok' if report.ok else 'FAILED'}: "
+                       + ", ".join(f"{s}={n}" for s, n in sorted(report.records_by_split.items())) + " records read")
+            for problem in report.problems:
+                click.echo(f"          {problem}")
+        if html_path:
+            click.echo(f"report    {html_path}")
+    if report is not None and not report.ok:
+        sys.exit(1)
+
+
+@main.command("demo-data")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--clips-per-class", type=int, default=40, show_default=True)
+def demo_data(folder: str, clips_per_class: int) -> None:
+    """Generate a small labelled demo dataset (audio + labels.csv) in FOLDER."""
+    from audioflow.beam.demo_data import make_demo_data
+
+    click.echo(make_demo_data(folder, clips_per_class))
