@@ -13,6 +13,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
+from audioflow.beam.dataflow import complete_remote_args
 from audioflow.beam.dataset_format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
 from audioflow.beam.errors import OutputExistsError, TooManyRejectedError
 from audioflow.beam.options import IngestOptions
@@ -69,7 +70,7 @@ def _temporary_folders(output: str) -> list[str]:
 
 def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | None = None) -> beam.Pipeline:
     """Builds (does not run) the Beam pipeline for these options on the runner the Beam args name."""
-    pipeline_options = PipelineOptions(beam_args)
+    pipeline_options = PipelineOptions(complete_remote_args(beam_args))
     runner_name = pipeline_options.view_as(StandardOptions).runner
     runner: Any = runner_name
     if runner_name in LOCAL_RUNNERS:

@@ -1,0 +1,71 @@
+"""Real audio and real broken files for tests: every format and bit depth the product claims."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+# (extension, soundfile subtype) for every encoding audioflow claims to read.
+FORMATS: list[tuple[str, str]] = [
+    ("wav", "PCM_U8"),
+    ("wav", "PCM_16"),
+    ("wav", "PCM_24"),
+    ("wav", "PCM_32"),
+    ("wav", "FLOAT"),
+    ("flac", "PCM_16"),
+    ("flac", "PCM_24"),
+    ("ogg", "VORBIS"),
+    ("mp3", "MPEG_LAYER_III"),
+]
+
+
+def tone(rate: int, seconds: float, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """A deterministic noisy chord in [-0.9, 0.9], shape [frames, channels]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(rate * seconds)) / rate
+    base = 0.4 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1234 * t)
+    columns = [np.clip(base * (0.9 - 0.2 * c) + 0.05 * rng.standard_normal(t.size), -0.9, 0.9) for c in range(channels)]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def write_audio(path: Path, rate: int = 16000, seconds: float = 0.5, channels: int = 1,
+                subtype: str = "PCM_16", seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, tone(rate, seconds, channels, seed), rate, subtype=subtype)
+    return path
+
+
+def write_corrupt_files(folder: Path) -> dict[str, Path]:
+    """Real broken inputs: name -> path. Each must be rejected, none may crash a job."""
+    folder.mkdir(parents=True, exist_ok=True)
+    good = write_audio(folder / "_source.wav", seconds=0.5).read_bytes()
+    files = {
+        "truncated_header": good[:20],
+        "truncated_data": good[: len(good) // 2],
+        "zero_bytes": b"",
+        "text_named_wav": b"this is a text file, not audio\n" * 10,
+        "random_bytes": np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = folder / f"{name}.wav"
+        paths[name].write_bytes(data)
+    (folder / "_source.wav").unlink()
+    return paths
+
+
+def write_manifest(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("Label", "Blob Name"),
+                   newline: str = "\n", bom: bool = False) -> Path:
+    """Writes a CSV manifest with RFC 4180 quoting."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode("utf-8"))
+    return path
