@@ -8,6 +8,7 @@ taking a worker's memory.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,8 @@ from audioflow.beam.dataset_format import SAMPLE_FORMATS
 __all__ = ["AudioOptions", "AudioRejected", "DecodedAudio", "decode_audio"]
 
 # Formats whose header states the exact frame count: fewer decoded frames means a truncated file.
+_DATA_SIZE_MISMATCH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_UNKNOWN_DATA_SIZE = 0xFFFFFFFF - 1
 _EXACT_LENGTH_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "CAF", "AU"})
 
 
@@ -70,6 +73,18 @@ def _to_sample_format(samples: np.ndarray, sample_format: str) -> np.ndarray:
     return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
 
 
+def _check_not_truncated(audio_file: sf.SoundFile, name: str) -> None:
+    """libsndfile quietly shortens a WAV whose data chunk runs past the end of the file; its header
+    log says so ("data : 16000 (should be 7978)"). A truncated file is refused, not half-written."""
+    match = _DATA_SIZE_MISMATCH.search(audio_file.extra_info)
+    if match:
+        declared, present = int(match[1]), int(match[2])
+        if present < declared < _UNKNOWN_DATA_SIZE:  # streaming writers leave 0 or 0xFFFFFFFF: not truncation
+            raise AudioRejected(
+                "unreadable", f"{name}: truncated: header declares {declared} data bytes, file has {present}"
+            )
+
+
 def decode_audio(source: str | bytes, options: AudioOptions, name: str = "") -> DecodedAudio:
     """Decodes a file (a local path, or the file's bytes) into the requested format.
 
@@ -95,7 +110,10 @@ def decode_audio(source: str | bytes, options: AudioOptions, name: str = "") -> 
             transform = (options.mono and channels > 1) or (
                 options.sample_rate is not None and options.sample_rate != rate
             )
+            _check_not_truncated(audio_file, name)
             dtype = "float32" if transform else options.sample_format
+            if audio_file.seekable():
+                audio_file.seek(0)  # as soundfile.read does; MP3 decodes differently without it
             samples = audio_file.read(dtype=dtype, always_2d=True)
             exact = audio_file.format in _EXACT_LENGTH_FORMATS
     except sf.LibsndfileError as error:

@@ -66,11 +66,20 @@ def find_audioflow_error(error: BaseException) -> BaseException | None:
 
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S", stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
     )
     for noisy in ("apache_beam", "absl", "urllib3", "google", "kfp", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:  # the local runner logs a DoFn's traceback itself; ours prints the one line that matters
+        for runner_logger in (
+            "apache_beam.runners.common",
+            "apache_beam.runners.worker",
+            "apache_beam.runners.portability",
+        ):
+            logging.getLogger(runner_logger).setLevel(logging.CRITICAL)
 
 
 @click.group(cls=_Group)
@@ -90,22 +99,54 @@ _BEAM_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
 @main.command(context_settings=_BEAM_ARGS)
-@click.option("--manifest", envvar="MANIFEST_URI", required=True, help="CSV manifest: local path or gs:// URI. [MANIFEST_URI]")
-@click.option("--audio-root", envvar="AUDIO_ROOT", default="", help="Where blob names are resolved (default: the manifest's folder). [AUDIO_ROOT]")
+@click.option(
+    "--manifest", envvar="MANIFEST_URI", required=True, help="CSV manifest: local path or gs:// URI. [MANIFEST_URI]"
+)
+@click.option(
+    "--audio-root",
+    envvar="AUDIO_ROOT",
+    default="",
+    help="Where blob names are resolved (default: the manifest's folder). [AUDIO_ROOT]",
+)
 @click.option("--output", envvar="DATASET_URI", required=True, help="Dataset folder, local or gs://. [DATASET_URI]")
-@click.option("--splits", envvar="SPLITS", default="train=1", show_default=True, help="e.g. train=0.8,validation=0.1,test=0.1")
+@click.option(
+    "--splits", envvar="SPLITS", default="train=1", show_default=True, help="e.g. train=0.8,validation=0.1,test=0.1"
+)
 @click.option("--sample-rate", envvar="SAMPLE_RATE", type=int, help="Resample every file to this rate (Hz).")
 @click.option("--mono", envvar="MONO", is_flag=True, help="Downmix to one channel.")
-@click.option("--sample-format", envvar="SAMPLE_FORMAT", type=click.Choice(["int16", "float32"]), default="int16", show_default=True)
-@click.option("--max-duration", envvar="MAX_DURATION", type=float, default=1200.0, show_default=True, help="Reject longer files (seconds, from the header).")
+@click.option(
+    "--sample-format",
+    envvar="SAMPLE_FORMAT",
+    type=click.Choice(["int16", "float32"]),
+    default="int16",
+    show_default=True,
+)
+@click.option(
+    "--max-duration",
+    envvar="MAX_DURATION",
+    type=float,
+    default=1200.0,
+    show_default=True,
+    help="Reject longer files (seconds, from the header).",
+)
 @click.option("--max-file-size", envvar="MAX_FILE_SIZE", default="2GiB", show_default=True, help="Reject larger files.")
 @click.option("--shard-size", envvar="SHARD_SIZE", default="128MiB", show_default=True, help="Target shard size.")
-@click.option("--compression", envvar="COMPRESSION", type=click.Choice(["none", "gzip"]), default="none", show_default=True)
+@click.option(
+    "--compression", envvar="COMPRESSION", type=click.Choice(["none", "gzip"]), default="none", show_default=True
+)
 @click.option("--label-column", envvar="LABEL_COLUMN", help="Header of the label column, if not a usual name.")
 @click.option("--blob-column", envvar="BLOB_COLUMN", help="Header of the blob column, if not a usual name.")
-@click.option("--label-type", envvar="LABEL_TYPE", type=click.Choice(["auto", "int", "string"]), default="auto", show_default=True)
+@click.option(
+    "--label-type", envvar="LABEL_TYPE", type=click.Choice(["auto", "int", "string"]), default="auto", show_default=True
+)
 @click.option("--max-rejected-fraction", envvar="MAX_REJECTED_FRACTION", type=float, default=0.01, show_default=True)
-@click.option("--fetch-concurrency", envvar="FETCH_CONCURRENCY", type=int, default=0, help="Reads in flight per worker (0: 16 remote, 4 local).")
+@click.option(
+    "--fetch-concurrency",
+    envvar="FETCH_CONCURRENCY",
+    type=int,
+    default=0,
+    help="Reads in flight per worker (0: 16 remote, 4 local).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in --output.")
 @click.option("--json", "as_json", is_flag=True, help="Print dataset.json instead of the summary.")
 @click.pass_context
@@ -149,14 +190,21 @@ def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) ->
     if as_json:
         out = json.loads(info.to_json())
         if report is not None:
-            out["verify"] = {"ok": report.ok, "records_by_split": dict(report.records_by_split), "problems": report.problems}
+            out["verify"] = {
+                "ok": report.ok,
+                "records_by_split": dict(report.records_by_split),
+                "problems": report.problems,
+            }
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         click.echo(format_summary(dataset, info))
         if report is not None:
             click.echo("")
-            click.echo(f"verify    {'ok' if report.ok else 'FAILED'}: "
-                       + ", ".join(f"{s}={n}" for s, n in sorted(report.records_by_split.items())) + " records read")
+            click.echo(
+                f"verify    {'ok' if report.ok else 'FAILED'}: "
+                + ", ".join(f"{s}={n}" for s, n in sorted(report.records_by_split.items()))
+                + " records read"
+            )
             for problem in report.problems:
                 click.echo(f"          {problem}")
         if html_path:
@@ -173,3 +221,7 @@ def demo_data(folder: str, clips_per_class: int) -> None:
     from audioflow.beam.demo_data import make_demo_data
 
     click.echo(make_demo_data(folder, clips_per_class))
+
+
+if __name__ == "__main__":
+    main()

@@ -125,7 +125,9 @@ def finalize_dataset(
     shards_by_split: dict[str, list[ShardWritten]] = defaultdict(list)
     for shard in shards:
         shards_by_split[shard.split].append(shard)
-    written_by_split = Counter({split: sum(s.stats.num_examples for s in group) for split, group in shards_by_split.items()})
+    written_by_split = Counter(
+        {split: sum(s.stats.num_examples for s in group) for split, group in shards_by_split.items()}
+    )
     _check_accounting(rows_by_split, written_by_split, rejected_by_split, manifest_info["num_rows"])
 
     splits: dict[str, SplitInfo] = {}
@@ -138,8 +140,11 @@ def finalize_dataset(
         overall.merge(stats)
         files = _name_shards(options, split, group)
         splits[split] = SplitInfo(
-            num_examples=stats.num_examples, num_shards=len(files), files=files,
-            duration_seconds=round(stats.duration_seconds, 3), num_bytes=sum(f.num_bytes for f in files),
+            num_examples=stats.num_examples,
+            num_shards=len(files),
+            files=files,
+            duration_seconds=round(stats.duration_seconds, 3),
+            num_bytes=sum(f.num_bytes for f in files),
             label_counts=_histogram(stats.label_counts),
         )
 

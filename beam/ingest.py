@@ -10,17 +10,19 @@ from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from audioflow.beam.dataflow import complete_remote_args
 from audioflow.beam.dataset_format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
-from audioflow.beam.errors import OutputExistsError, TooManyRejectedError
+from audioflow.beam.errors import ManifestError, OutputExistsError, TooManyRejectedError
+from audioflow.beam.manifest import iter_manifest_rows
 from audioflow.beam.options import IngestOptions
 from audioflow.beam.pipeline import IngestDataset
 from audioflow.beam.storage import delete_if_exists, delete_tree, list_names, read_text
 
-__all__ = ["LOCAL_RUNNERS", "make_pipeline", "prepare_output", "run_ingest", "tool_info"]
+__all__ = ["LOCAL_RUNNERS", "check_manifest", "make_pipeline", "prepare_output", "run_ingest", "tool_info"]
 
 _LOGGER = logging.getLogger(__name__)
 # Names that run on this machine. Beam's DirectRunner delegates batch pipelines to the FnApiRunner,
@@ -68,6 +70,19 @@ def _temporary_folders(output: str) -> list[str]:
     return sorted({prefix + m.path[len(prefix) :].split("/", 1)[0] for m in matched})
 
 
+def check_manifest(options: IngestOptions) -> None:
+    """Fails fast, before any runner starts, on a missing manifest or an unrecognised header.
+
+    Raises:
+        ManifestError: naming the manifest and what is wrong with it.
+    """
+    if not FileSystems.exists(options.manifest):
+        raise ManifestError(f"manifest {options.manifest} does not exist")
+    with FileSystems.open(options.manifest, compression_type=CompressionTypes.AUTO) as stream:
+        rows = iter_manifest_rows(stream, options.label_column, options.blob_column, name=options.manifest)
+        next(rows, None)  # parses the header and the first row
+
+
 def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | None = None) -> beam.Pipeline:
     """Builds (does not run) the Beam pipeline for these options on the runner the Beam args name."""
     pipeline_options = PipelineOptions(complete_remote_args(beam_args))
@@ -108,6 +123,7 @@ def run_ingest(
         TooManyRejectedError: more rows were rejected than allowed (the dataset is still written).
         AccountingError: rows were lost (the job fails before dataset.json is written).
     """
+    check_manifest(options)
     prepare_output(options)
     pipeline = make_pipeline(options, list(beam_args or []))
     result = pipeline.run()

@@ -125,8 +125,8 @@ def iter_manifest_rows(
         start = reader.line_num + 1
         for cells in reader:
             line, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in cells):
-                continue
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # a blank line; a line of empty fields (",") is a row, and gets rejected
             yield _row(cells, columns, needed, line)
     except UnicodeDecodeError as error:
         raise ManifestError(f"{name} is not UTF-8 near line {reader.line_num + 1}: {error.reason}") from None
@@ -142,7 +142,10 @@ def _row(cells: list[str], columns: ManifestColumns, needed: int, line: int) -> 
     if len(cells) <= needed:
         problem = f"row has {len(cells)} field(s); the header has {len(columns.header)}"
     return ManifestRow(
-        line=line, label=cell(columns.label) or "", blob=cell(columns.blob) or "", split=cell(columns.split),
+        line=line,
+        label=cell(columns.label) or "",
+        blob=cell(columns.blob) or "",
+        split=cell(columns.split),
         problem=problem,
     )
 

@@ -15,8 +15,19 @@ from audioflow.beam.splits import SplitSpec, parse_splits
 
 __all__ = ["IngestOptions", "build_ingest_options", "parse_size"]
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
-          "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
 
 
 def parse_size(text: str | int) -> int:
@@ -118,7 +129,9 @@ def build_ingest_options(
         audio_root=audio_root,
         splits=parse_splits(splits),
         audio=AudioOptions(
-            sample_format=sample_format, sample_rate=sample_rate or None, mono=mono,
+            sample_format=sample_format,
+            sample_rate=sample_rate or None,
+            mono=mono,
             max_duration=max_duration if max_duration and max_duration > 0 else None,
         ),
         label_column=label_column or None,

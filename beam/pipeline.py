@@ -81,7 +81,8 @@ class ReadManifest(beam.PTransform):
         return (
             pbegin
             | "ManifestUri" >> beam.Create([self._uri])
-            | "ParseCsv" >> beam.ParDo(_ReadManifestFn(self._label_column, self._blob_column)).with_outputs(
+            | "ParseCsv"
+            >> beam.ParDo(_ReadManifestFn(self._label_column, self._blob_column)).with_outputs(
                 MANIFEST_INFO, main="rows"
             )
         )
@@ -111,7 +112,9 @@ class _ClassifyRowFn(beam.DoFn):
             return Rejection.of(row, split, "malformed_row", f"line {row.line}: {row.problem}")
         if split not in self._options.splits.names:
             return Rejection.of(
-                row, split, "bad_split",
+                row,
+                split,
+                "bad_split",
                 f"line {row.line}: split {split!r} is not one of {list(self._options.splits.names)}",
             )
         if not row.blob:
@@ -133,10 +136,15 @@ def _pick_first_of_duplicates(element: tuple[str, Iterable[PlannedRow]]) -> Iter
     yield first
     for planned in later:
         Metrics.counter(NAMESPACE, "rejected_duplicate").inc()
-        yield TaggedOutput(REJECTED, Rejection.of(
-            planned.row, planned.split, "duplicate",
-            f"line {planned.row.line}: {planned.row.blob!r} is already listed on line {first.row.line}",
-        ))
+        yield TaggedOutput(
+            REJECTED,
+            Rejection.of(
+                planned.row,
+                planned.split,
+                "duplicate",
+                f"line {planned.row.line}: {planned.row.blob!r} is already listed on line {first.row.line}",
+            ),
+        )
 
 
 class _StatFilesFn(beam.DoFn):
@@ -174,7 +182,7 @@ class _StatFilesFn(beam.DoFn):
                 size = os.path.getsize(real)
         except OutsideRootError as error:
             return Rejection.of(planned.row, planned.split, "outside_root", f"line {line}: {error}")
-        except Exception as error:  # noqa: BLE001 - any storage error is reported on the row
+        except Exception as error:
             if isinstance(error, FileNotFoundError) or not FileSystems.exists(planned.uri):
                 return Rejection.of(planned.row, planned.split, "missing", f"line {line}: no file at {planned.uri}")
             return Rejection.of(
@@ -183,7 +191,9 @@ class _StatFilesFn(beam.DoFn):
         limit = self._options.max_file_size
         if limit is not None and size > limit:
             return Rejection.of(
-                planned.row, planned.split, "too_large",
+                planned.row,
+                planned.split,
+                "too_large",
                 f"line {line}: {planned.uri} has {size} bytes, over --max-file-size {limit}",
             )
         return PlannedRow(planned.row, planned.split, planned.uri, planned.label, planned.label_name, size)
@@ -247,18 +257,31 @@ class _WriteShardFn(beam.DoFn):
                 source = planned.uri
             decoded = decode_audio(source, self._options.audio, name=name)
         except AudioRejected as rejected:
-            return Rejection.of(planned.row, planned.split, rejected.reason, f"line {planned.row.line}: {rejected.message}")
+            return Rejection.of(
+                planned.row, planned.split, rejected.reason, f"line {planned.row.line}: {rejected.message}"
+            )
         except FileNotFoundError:
             return Rejection.of(planned.row, planned.split, "missing", f"line {planned.row.line}: no file at {name}")
-        except Exception as error:  # noqa: BLE001 - a storage or decoder failure is reported on the row
+        except Exception as error:
             return Rejection.of(
-                planned.row, planned.split, "unreadable", f"line {planned.row.line}: {name}: {type(error).__name__}: {error}"
+                planned.row,
+                planned.split,
+                "unreadable",
+                f"line {planned.row.line}: {name}: {type(error).__name__}: {error}",
             )
-        record = frame_record(encode_example(AudioExample(
-            audio=decoded.samples.tobytes(), label=planned.label, sample_rate=decoded.sample_rate,
-            num_channels=decoded.num_channels, num_frames=decoded.num_frames, blob=planned.row.blob,
-            label_name=planned.label_name,
-        )))
+        record = frame_record(
+            encode_example(
+                AudioExample(
+                    audio=decoded.samples.tobytes(),
+                    label=planned.label,
+                    sample_rate=decoded.sample_rate,
+                    num_channels=decoded.num_channels,
+                    num_frames=decoded.num_frames,
+                    blob=planned.row.blob,
+                    label_name=planned.label_name,
+                )
+            )
+        )
         return record, decoded.sample_rate, decoded.source_sample_rate, decoded.num_channels, decoded.num_frames
 
     def process(self, element: tuple[tuple[str, int], Iterable[PlannedRow]]) -> Iterator[Any]:
@@ -304,8 +327,13 @@ class _WriteShardFn(beam.DoFn):
         self._since_log += 1
         now = time.monotonic()
         if now - self._last_log >= 10:
-            _LOGGER.info("worker %d: %d examples written in the last %.0f s (%.0f/s)",
-                         os.getpid(), self._since_log, now - self._last_log, self._since_log / (now - self._last_log))
+            _LOGGER.info(
+                "worker %d: %d examples written in the last %.0f s (%.0f/s)",
+                os.getpid(),
+                self._since_log,
+                now - self._last_log,
+                self._since_log / (now - self._last_log),
+            )
             self._last_log, self._since_log = now, 0
 
 
@@ -317,8 +345,14 @@ class _FinalizeFn(beam.DoFn):
 
     def process(self, _: Any, shards, rejected, row_splits, policy, manifest_info) -> Iterator[str]:
         info = finalize_dataset(
-            self._options, self._temp_dir, self._tool, shards=shards, rejected=rejected,
-            rows_by_split=dict(row_splits), label_policy=policy, manifest_info=manifest_info,
+            self._options,
+            self._temp_dir,
+            self._tool,
+            shards=shards,
+            rejected=rejected,
+            rows_by_split=dict(row_splits),
+            label_policy=policy,
+            manifest_info=manifest_info,
         )
         yield info.to_json()
 
@@ -375,13 +409,17 @@ class IngestDataset(beam.PTransform):
         )
         # ShardWritten per temporary file
         rejections = (
-            classified[REJECTED], unique[REJECTED], stat[REJECTED], written[REJECTED]
+            classified[REJECTED],
+            unique[REJECTED],
+            stat[REJECTED],
+            written[REJECTED],
         ) | "AllRejections" >> beam.Flatten()
         row_splits = classified[ROW_SPLITS] | "RowsPerSplit" >> beam.combiners.Count.PerElement()
         return (
             pbegin
             | "FinalizeTrigger" >> beam.Create([None])
-            | "Finalize" >> beam.ParDo(
+            | "Finalize"
+            >> beam.ParDo(
                 _FinalizeFn(options, temp_dir, self._tool),
                 shards=AsList(written.shards),
                 rejected=AsIter(rejections),

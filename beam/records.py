@@ -44,8 +44,14 @@ class Rejection:
 
     def to_json_line(self) -> str:
         return json.dumps(
-            {"line": self.line, "blob": self.blob, "label": self.label, "split": self.split,
-             "reason": self.reason, "message": self.message},
+            {
+                "line": self.line,
+                "blob": self.blob,
+                "label": self.label,
+                "split": self.split,
+                "reason": self.reason,
+                "message": self.message,
+            },
             ensure_ascii=False,
         )
 

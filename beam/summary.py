@@ -35,18 +35,24 @@ def format_summary(dataset: str, info: DatasetInfo) -> str:
         "",
     ]
     split_rows = [
-        [name, str(s.num_examples), str(s.num_shards), f"{s.duration_seconds / 3600:.3f}", _size(s.num_bytes),
-         str(rejected.get("by_split", {}).get(name, 0))]
+        [
+            name,
+            str(s.num_examples),
+            str(s.num_shards),
+            f"{s.duration_seconds / 3600:.3f}",
+            _size(s.num_bytes),
+            str(rejected.get("by_split", {}).get(name, 0)),
+        ]
         for name, s in info.splits.items()
     ]
-    lines += _table(["split", "examples", "shards", "hours", "size", "rejected"], split_rows) + [""]
+    lines += [*_table(["split", "examples", "shards", "hours", "size", "rejected"], split_rows), ""]
     names = info.label_names
     counts = info.labels["counts"]
     if names is None:
         label_rows = [[label, "", str(count)] for label, count in sorted(counts.items(), key=lambda kv: int(kv[0]))]
     else:
         label_rows = [[str(index), name, str(counts.get(name, 0))] for index, name in enumerate(names)]
-    lines += _table(["label", "name", "examples"], label_rows) + [""]
+    lines += [*_table(["label", "name", "examples"], label_rows), ""]
     percentiles = stats.get("duration_seconds_percentiles", {})
     if percentiles:
         lines.append("duration  " + "  ".join(f"{key}={value:g}s" for key, value in percentiles.items()))
@@ -54,7 +60,9 @@ def format_summary(dataset: str, info: DatasetInfo) -> str:
     lines.append("channels  " + ", ".join(f"{ch}: {n}" for ch, n in stats.get("channels", {}).items()))
     lines.append("")
     verdict = "ok" if rejected.get("passed", True) else f"OVER the limit of {rejected.get('max_fraction', 0):.2%}"
-    lines.append(f"rejected  {rejected['num_rows']} rows ({rejected.get('fraction', 0):.2%}, {verdict}) → {rejected['file']}")
+    lines.append(
+        f"rejected  {rejected['num_rows']} rows ({rejected.get('fraction', 0):.2%}, {verdict}) → {rejected['file']}"
+    )
     for reason, count in rejected["by_reason"].items():
         lines.append(f"          {reason:<16} {count}")
     return "\n".join(lines)

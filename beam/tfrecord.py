@@ -29,9 +29,7 @@ def _masked_crc(data: bytes | memoryview) -> int:
 def frame_record(payload: bytes) -> bytes:
     """Returns one TFRecord: the payload wrapped in its length and checksums."""
     length = _LENGTH.pack(len(payload))
-    return b"".join(
-        (length, _CRC.pack(_masked_crc(length)), payload, _CRC.pack(_masked_crc(payload)))
-    )
+    return b"".join((length, _CRC.pack(_masked_crc(length)), payload, _CRC.pack(_masked_crc(payload))))
 
 
 def _read_exactly(stream: BinaryIO, size: int) -> bytes:

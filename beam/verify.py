@@ -43,10 +43,15 @@ def _check_shard(uri: str, name: str, info: DatasetInfo, split: str) -> Iterator
                     continue
                 expected = example.num_frames * example.num_channels * bytes_per_sample
                 if len(example.audio) != expected or example.num_frames <= 0:
-                    yield (f"{name}: record {index} ({example.blob}): {len(example.audio)} audio bytes, "
-                           f"expected {expected} for {example.num_frames} frames × {example.num_channels} channels")
-                elif names is not None and not (0 <= example.label < len(names) and names[example.label] == example.label_name):
-                    yield f"{name}: record {index} ({example.blob}): label {example.label} / {example.label_name!r} not in labels.names"
+                    yield (
+                        f"{name}: record {index} ({example.blob}): {len(example.audio)} audio bytes, "
+                        f"expected {expected} for {example.num_frames} frames × {example.num_channels} channels"
+                    )
+                elif names is not None and not (
+                    0 <= example.label < len(names) and names[example.label] == example.label_name
+                ):
+                    label = f"{example.label} / {example.label_name!r}"
+                    yield f"{name}: record {index} ({example.blob}): label {label} is not in labels.names"
                 else:
                     yield None
         except DatasetError as error:
@@ -76,9 +81,8 @@ def verify_dataset(dataset: str, info: DatasetInfo) -> VerifyReport:
             if good != shard.num_examples:
                 report.problems.append(f"{shard.name}: {good} valid records, dataset.json says {shard.num_examples}")
         if report.records_by_split[split] != split_info.num_examples:
-            report.problems.append(
-                f"split {split}: {report.records_by_split[split]} valid records, dataset.json says {split_info.num_examples}"
-            )
+            found = report.records_by_split[split]
+            report.problems.append(f"split {split}: {found} valid records, dataset.json says {split_info.num_examples}")
     for name in list_names(dataset):
         if parse_shard_name(name) and name not in listed:
             report.problems.append(f"{name}: a shard file that dataset.json does not list")

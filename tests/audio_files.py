@@ -30,8 +30,9 @@ def tone(rate: int, seconds: float, channels: int = 1, seed: int = 0) -> np.ndar
     return np.stack(columns, axis=1).astype(np.float32)
 
 
-def write_audio(path: Path, rate: int = 16000, seconds: float = 0.5, channels: int = 1,
-                subtype: str = "PCM_16", seed: int = 0) -> Path:
+def write_audio(
+    path: Path, rate: int = 16000, seconds: float = 0.5, channels: int = 1, subtype: str = "PCM_16", seed: int = 0
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(path, tone(rate, seconds, channels, seed), rate, subtype=subtype)
     return path
@@ -56,8 +57,13 @@ def write_corrupt_files(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def write_manifest(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("Label", "Blob Name"),
-                   newline: str = "\n", bom: bool = False) -> Path:
+def write_manifest(
+    path: Path,
+    rows: list[tuple[str, str]],
+    header: tuple[str, str] = ("Label", "Blob Name"),
+    newline: str = "\n",
+    bom: bool = False,
+) -> Path:
     """Writes a CSV manifest with RFC 4180 quoting."""
     import csv
     import io

@@ -7,4 +7,4 @@ import os
 # Beam's default local runner would first try to download Prism; tests never reach the network.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["gcs_emulator"]
