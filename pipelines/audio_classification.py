@@ -1,0 +1,99 @@
+"""The audio_classification pipeline: ingest_audio -> train_audio_classifier.
+
+Resource requests and the training accelerator are set at compile time from settings (see
+.env.template: INGEST_CPU, INGEST_MEMORY, TRAIN_CPU, TRAIN_MEMORY, TRAIN_ACCELERATOR_TYPE,
+TRAIN_ACCELERATOR_COUNT); everything else is a pipeline parameter.
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import ClassificationMetrics, Dataset, Metrics, Model
+
+from audioflow.beam.settings import setting
+from audioflow.components.ingest import ingest_audio
+from audioflow.components.train import train_audio_classifier
+
+__all__ = ["PIPELINE_NAME", "audio_classification"]
+
+PIPELINE_NAME = "audio-classification"
+
+
+class Outputs(NamedTuple):
+    dataset: Dataset
+    model: Model
+    ingest_metrics: Metrics
+    train_metrics: Metrics
+    confusion_matrix: ClassificationMetrics
+
+
+@dsl.pipeline(
+    name=PIPELINE_NAME, description="Ingest labelled audio into TFRecords with Beam, then train a classifier."
+)
+def audio_classification(
+    manifest_uri: str,
+    audio_root: str = "",
+    splits: str = "train=0.8,validation=0.1,test=0.1",
+    sample_rate: int = 16000,
+    mono: bool = True,
+    sample_format: str = "int16",
+    max_duration: float = 1200.0,
+    shard_size: str = "128MiB",
+    max_rejected_fraction: float = 0.01,
+    runner: str = "DirectRunner",
+    beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
+    epochs: int = 15,
+    batch_size: int = 32,
+    learning_rate: float = 0.001,
+    clip_seconds: float = 1.0,
+) -> Outputs:
+    """Args:
+    manifest_uri: CSV manifest (label, blob name), gs:// or local.
+    audio_root: where blob names are resolved ("" = the manifest's folder).
+    splits: split fractions, e.g. train=0.8,validation=0.1,test=0.1.
+    sample_rate: resample to this rate (the classifier needs one rate).
+    mono: downmix to one channel.
+    sample_format: int16 or float32 samples in the records.
+    max_duration: reject longer files (seconds).
+    shard_size: target TFRecord shard size.
+    max_rejected_fraction: fail if more rows than this are rejected.
+    runner: DirectRunner (inside the step) or DataflowRunner.
+    beam_args: extra Beam options for Dataflow (project, region, temp_location, ...).
+    epochs: training epochs.
+    batch_size: training batch size.
+    learning_rate: Adam learning rate.
+    clip_seconds: clip length the classifier sees.
+    """
+    ingest = ingest_audio(
+        manifest_uri=manifest_uri,
+        audio_root=audio_root,
+        splits=splits,
+        sample_rate=sample_rate,
+        mono=mono,
+        sample_format=sample_format,
+        max_duration=max_duration,
+        shard_size=shard_size,
+        max_rejected_fraction=max_rejected_fraction,
+        runner=runner,
+        beam_args=beam_args,
+    ).set_display_name("Ingest audio (Beam)")
+    ingest.set_cpu_limit(setting("INGEST_CPU", "4")).set_memory_limit(setting("INGEST_MEMORY", "16G"))
+
+    train = train_audio_classifier(
+        dataset=ingest.outputs["dataset"],
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        clip_seconds=clip_seconds,
+    ).set_display_name("Train classifier")
+    train.set_cpu_limit(setting("TRAIN_CPU", "8")).set_memory_limit(setting("TRAIN_MEMORY", "32G"))
+    accelerator = setting("TRAIN_ACCELERATOR_TYPE")
+    if accelerator:
+        train.set_accelerator_type(accelerator).set_accelerator_limit(int(setting("TRAIN_ACCELERATOR_COUNT", "1")))
+    return Outputs(
+        dataset=ingest.outputs["dataset"],
+        model=train.outputs["model"],
+        ingest_metrics=ingest.outputs["metrics"],
+        train_metrics=train.outputs["metrics"],
+        confusion_matrix=train.outputs["classification_metrics"],
+    )

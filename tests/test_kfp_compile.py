@@ -1,0 +1,80 @@
+"""Compiling the pipeline and components: deterministic YAML that loads back with the settings applied."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from kfp import components
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def compile_in_subprocess(output: Path, **env: str) -> None:
+    """Settings are read when the component modules are imported, so each variant compiles in its own process."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("IMAGE", "PROJECT_ID", "REGION")}
+    subprocess.run(
+        [sys.executable, str(REPO / "compile.py"), "--output-dir", str(output)],
+        check=True,
+        cwd=output.parent,
+        env={**clean, "AUDIOFLOW_ENV_FILE": "/nonexistent", **env},
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def test_compile_is_deterministic_and_needs_no_credentials(tmp_path):
+    compile_in_subprocess(tmp_path / "a", GOOGLE_APPLICATION_CREDENTIALS="/nonexistent.json")
+    compile_in_subprocess(tmp_path / "b", GOOGLE_APPLICATION_CREDENTIALS="/nonexistent.json")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.yaml"))
+    assert [str(f) for f in files] == [
+        "components/ingest_audio.yaml",
+        "components/train_audio_classifier.yaml",
+        "pipeline.yaml",
+    ]
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_components_load_back_with_the_image_and_resources_from_settings(tmp_path):
+    compile_in_subprocess(
+        tmp_path / "out",
+        IMAGE="europe-docker.pkg.dev/p/r/audioflow:test",
+        TRAIN_ACCELERATOR_TYPE="NVIDIA_TESLA_T4",
+        TRAIN_ACCELERATOR_COUNT="2",
+        INGEST_MEMORY="8G",
+    )
+    ingest = components.load_component_from_file(str(tmp_path / "out/components/ingest_audio.yaml"))
+    train = components.load_component_from_file(str(tmp_path / "out/components/train_audio_classifier.yaml"))
+    inputs = ingest.component_spec.inputs
+    assert {"manifest_uri", "audio_root", "splits", "sample_rate", "mono", "runner", "beam_args"} <= set(inputs)
+    assert inputs["beam_args"].type == "List" and inputs["sample_rate"].default == 0
+    outputs = ingest.component_spec.outputs
+    assert outputs["dataset"].type == "system.Dataset@0.0.1"
+    assert outputs["report"].type == "system.HTML@0.0.1"
+    assert outputs["gcp_resources"].type == "String"
+    assert train.component_spec.inputs["dataset"].type == "system.Dataset@0.0.1"
+    assert train.component_spec.outputs["classification_metrics"].type == "system.ClassificationMetrics@0.0.1"
+    for component in (ingest, train):
+        container = component.component_spec.implementation.container
+        assert container.image == "europe-docker.pkg.dev/p/r/audioflow:test"
+        assert "pip install" not in " ".join(container.command)  # install_kfp_package=False, no packages
+    pipeline = yaml.safe_load((tmp_path / "out/pipeline.yaml").read_text())
+    executors = pipeline["deploymentSpec"]["executors"]
+    train_container = executors["exec-train-audio-classifier"]["container"]
+    accelerator = train_container["resources"]["accelerator"]
+    assert (accelerator["resourceCount"], accelerator["resourceType"]) == ("2", "NVIDIA_TESLA_T4")
+    assert executors["exec-ingest-audio"]["container"]["resources"]["memoryLimit"] == 8.0
+    parameters = pipeline["root"]["inputDefinitions"]["parameters"]
+    assert parameters["manifest_uri"]["parameterType"] == "STRING" and "defaultValue" not in parameters["manifest_uri"]
+    assert parameters["epochs"]["defaultValue"] == 15
+
+
+def test_default_image_names_the_projects_registry(tmp_path):
+    compile_in_subprocess(tmp_path / "out", PROJECT_ID="my-proj", REGION="us-central1")
+    ingest = components.load_component_from_file(str(tmp_path / "out/components/ingest_audio.yaml"))
+    image = ingest.component_spec.implementation.container.image
+    assert image.startswith("us-central1-docker.pkg.dev/my-proj/audioflow/audioflow:")
