@@ -107,8 +107,13 @@ def decode_audio(source: str | bytes, options: AudioOptions, name: str = "") -> 
                 raise AudioRejected(
                     "too_long", f"{name}: {duration:.1f} s is over --max-duration {options.max_duration:g} s"
                 )
-            transform = (options.mono and channels > 1) or (
-                options.sample_rate is not None and options.sample_rate != rate
+            # libsndfile does not scale float files read as int16 (it truncates them to about
+            # silence), so float sources always go through float32 and our own quantisation.
+            float_to_int = options.sample_format == "int16" and audio_file.subtype in ("FLOAT", "DOUBLE")
+            transform = (
+                float_to_int
+                or (options.mono and channels > 1)
+                or (options.sample_rate is not None and options.sample_rate != rate)
             )
             _check_not_truncated(audio_file, name)
             dtype = "float32" if transform else options.sample_format

@@ -75,3 +75,12 @@ def write_manifest(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode("utf-8"))
     return path
+
+
+def expected_int16(path: Path) -> np.ndarray:
+    """What an int16 dataset must hold for a file: soundfile's int16 decode, except for float files,
+    which libsndfile truncates unscaled (near silence) and audioflow scales like every other source."""
+    if sf.info(path).subtype in ("FLOAT", "DOUBLE"):
+        as_float, _ = sf.read(path, dtype="float32", always_2d=True)
+        return np.clip(np.round(as_float * 32768.0), -32768, 32767).astype("<i2")
+    return sf.read(path, dtype="int16", always_2d=True)[0]
