@@ -9,7 +9,7 @@ SYNCED := $(VENV)/.synced
 DEMO := build/demo
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test test-slow lint format compile bench bench-smoke image clean
+.PHONY: setup demo test test-slow lint format compile bench bench-smoke image clean gcs-emulator chromium
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -36,7 +36,11 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup
+# Headless Chromium renders the HTML report in tests/test_report.py; installed (Debian package, as root) if missing.
+chromium:
+	command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test: setup chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m "not slow"
 
@@ -52,3 +56,17 @@ bench: setup
 
 bench-smoke: setup
 	$(BIN)/python bench/run.py --smoke
+
+# The container image (needs a Docker engine and `gcloud auth configure-docker REGION-docker.pkg.dev`).
+# IMAGE defaults to the same name the components are compiled with.
+IMAGE ?= $(shell $(BIN)/python -c "from audioflow.beam.settings import load_env; load_env(); from audioflow.components.image import component_image; print(component_image())" 2>/dev/null)
+image: setup
+	docker build -t $(IMAGE) .
+	docker push $(IMAGE)
+
+# A local Cloud Storage for trying gs:// without a project: prints the variables to export in another
+# shell, then serves in the foreground until Ctrl-C. GCS_PORT=9023 BUCKETS="a b" to change the defaults.
+GCS_PORT ?= 9023
+BUCKETS ?= audioflow-local
+gcs-emulator: setup
+	$(BIN)/python tests/gcs_emulator.py --port $(GCS_PORT) $(foreach b,$(BUCKETS),--bucket $(b))
