@@ -22,11 +22,15 @@ $(SYNCED): $(UV) pyproject.toml uv.lock
 
 setup: $(SYNCED)
 
+# The main job on embedded defaults: generate labelled demo audio, ingest it with the Beam job, run the
+# whole KFP pipeline (ingest -> train) locally with kfp.local, then verify the dataset and write its report.
 demo: setup
 	$(BIN)/audioflow demo-data $(DEMO)
 	$(BIN)/audioflow ingest --manifest $(DEMO)/labels.csv --output $(DEMO)/dataset \
 		--splits train=0.8,validation=0.1,test=0.1 --max-rejected-fraction 0.05 --overwrite
-	$(BIN)/audioflow inspect $(DEMO)/dataset --verify
+	$(BIN)/audioflow run-local --manifest-uri $(DEMO)/labels.csv --pipeline-root $(DEMO)/pipeline-runs \
+		--param max_rejected_fraction=0.05
+	$(BIN)/audioflow inspect $(DEMO)/dataset --verify --html $(DEMO)/report.html
 
 lint: setup
 	$(BIN)/ruff check .

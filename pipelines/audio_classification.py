@@ -8,7 +8,7 @@ TRAIN_ACCELERATOR_COUNT); everything else is a pipeline parameter.
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Dataset, Metrics, Model
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics, Model
 
 from audioflow.beam.settings import setting
 from audioflow.components.ingest import ingest_audio
@@ -21,6 +21,7 @@ PIPELINE_NAME = "audio-classification"
 
 class Outputs(NamedTuple):
     dataset: Dataset
+    report: HTML
     model: Model
     ingest_metrics: Metrics
     train_metrics: Metrics
@@ -92,6 +93,7 @@ def audio_classification(
         train.set_accelerator_type(accelerator).set_accelerator_limit(int(setting("TRAIN_ACCELERATOR_COUNT", "1")))
     return Outputs(
         dataset=ingest.outputs["dataset"],
+        report=ingest.outputs["report"],
         model=train.outputs["model"],
         ingest_metrics=ingest.outputs["metrics"],
         train_metrics=train.outputs["metrics"],

@@ -29,7 +29,7 @@ class LocalRun:
             lines.append(f"{name:<16} {artifact.uri}")
         for name in ("ingest_metrics", "train_metrics"):
             metadata = self.artifacts[name].metadata
-            lines.append(f"{name:<16} " + json.dumps(metadata, sort_keys=True))
+            lines.append(f"{name:<16} " + json.dumps({k: round(v, 4) for k, v in sorted(metadata.items())}))
         return "\n".join(lines)
 
 
