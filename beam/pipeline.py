@@ -64,6 +64,8 @@ class _ReadManifestFn(beam.DoFn):
             for row in iter_manifest_rows(hashing, self._label_column, self._blob_column, name=uri):
                 count += 1
                 self._rows.inc()
+                if count % 100_000 == 0:
+                    _LOGGER.info("manifest: %d rows read", count)
                 yield row
             while hashing.read(1 << 20):  # hash whatever follows the last row (trailing blank lines)
                 pass
@@ -128,6 +130,17 @@ class _ClassifyRowFn(beam.DoFn):
         except (OutsideRootError, ValueError) as error:
             return Rejection.of(row, split, "outside_root", f"line {row.line}: {error}")
         return PlannedRow(row=row, split=split, uri=uri, label=encoded[0], label_name=encoded[1])
+
+
+def _label_policy(labels: list[str], label_type: str) -> LabelPolicy:
+    policy = LabelPolicy.from_distinct_labels(labels, label_type)
+    if policy.names is not None and label_type == "auto" and any(label.lstrip("+-").isdigit() for label in labels):
+        _LOGGER.warning(
+            "labels mix integers and strings, so all %d are treated as strings (sorted vocabulary); "
+            "pass --label-type int to reject the non-integer ones instead",
+            len(policy.names),
+        )
+    return policy
 
 
 def _pick_first_of_duplicates(element: tuple[str, Iterable[PlannedRow]]) -> Iterator[Any]:
@@ -223,6 +236,26 @@ def _bounded_ordered_map(
         yield pending.popleft()[1].result()
 
 
+class _Progress:
+    """Logs a worker's examples written and rows rejected, with the rate, at most every 10 s."""
+
+    def __init__(self) -> None:
+        self.written = self.rejected = 0
+        self._start = self._last = time.monotonic()
+
+    def maybe_log(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= 10:
+            self._last = now
+            _LOGGER.info(
+                "worker %d: %d examples written, %d rows rejected (%.0f examples/s)",
+                os.getpid(),
+                self.written,
+                self.rejected,
+                self.written / (now - self._start),
+            )
+
+
 class _WriteShardFn(beam.DoFn):
     """((split, unit), [PlannedRow]) -> ShardWritten per temporary file, plus rejections.
 
@@ -240,8 +273,7 @@ class _WriteShardFn(beam.DoFn):
 
     def setup(self) -> None:
         self._pool = ThreadPoolExecutor(self._options.effective_fetch_concurrency)
-        self._last_log = time.monotonic()
-        self._since_log = 0
+        self._progress = _Progress()
 
     def teardown(self) -> None:
         self._pool.shutdown(wait=False)
@@ -303,6 +335,7 @@ class _WriteShardFn(beam.DoFn):
             if isinstance(loaded, Rejection):
                 self._rejected.inc()
                 Metrics.counter(NAMESPACE, f"rejected_{loaded.reason}").inc()
+                self._progress.rejected += 1
                 yield TaggedOutput(REJECTED, loaded)
                 continue
             record, rate, source_rate, channels, frames = loaded
@@ -319,22 +352,10 @@ class _WriteShardFn(beam.DoFn):
             stats.add(label_key, rate, source_rate, channels, frames)
             self._written.inc()
             self._bytes.inc(len(record))
-            self._log_progress()
+            self._progress.written += 1
+            self._progress.maybe_log()
         if writer is not None:
             yield close()
-
-    def _log_progress(self) -> None:
-        self._since_log += 1
-        now = time.monotonic()
-        if now - self._last_log >= 10:
-            _LOGGER.info(
-                "worker %d: %d examples written in the last %.0f s (%.0f/s)",
-                os.getpid(),
-                self._since_log,
-                now - self._last_log,
-                self._since_log / (now - self._last_log),
-            )
-            self._last_log, self._since_log = now, 0
 
 
 class _FinalizeFn(beam.DoFn):
@@ -375,7 +396,7 @@ class IngestDataset(beam.PTransform):
             | "Labels" >> beam.Map(lambda row: row.label)
             | "DistinctLabels" >> beam.Distinct()
             | "AllLabels" >> beam.combiners.ToList()
-            | "LabelPolicy" >> beam.Map(LabelPolicy.from_distinct_labels, options.label_type)
+            | "LabelPolicy" >> beam.Map(_label_policy, options.label_type)
         )
         # LabelPolicy (one)
         classified = rows | "ClassifyRows" >> beam.ParDo(_ClassifyRowFn(options), AsSingleton(policy)).with_outputs(
