@@ -73,6 +73,19 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
     return manifest, expected
 
 
+def ingest_corpus(root: Path, manifest: Path, output: Path):
+    """64 KiB shards, so the train split needs several; every rejection is allowed (they are the point)."""
+    options = build_ingest_options(
+        manifest=str(manifest),
+        audio_root=str(root / "audio"),
+        output=str(output),
+        splits=SPLITS,
+        max_rejected_fraction=1.0,
+        shard_size=64 * 1024,
+    )
+    return run_ingest(options, [])
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
@@ -84,16 +97,7 @@ def corpus(tmp_path_factory):
 def dataset(corpus, tmp_path_factory):
     root, manifest, _ = corpus
     output = tmp_path_factory.mktemp("out") / "dataset"
-    options = build_ingest_options(
-        manifest=str(manifest),
-        audio_root=str(root / "audio"),
-        output=str(output),
-        splits=SPLITS,
-        max_rejected_fraction=1.0,
-        shard_size=64 * 1024,
-    )
-    info = run_ingest(options, [])
-    return output, info
+    return output, ingest_corpus(root, manifest, output)
 
 
 def read_with_tensorflow(folder: Path) -> dict[str, list[tf.train.Example]]:
@@ -186,17 +190,7 @@ def test_splits_and_records_are_identical_across_runs(corpus, dataset, tmp_path)
     root, manifest, _ = corpus
     output, _ = dataset
     again = tmp_path / "again"
-    run_ingest(
-        build_ingest_options(
-            manifest=str(manifest),
-            audio_root=str(root / "audio"),
-            output=str(again),
-            splits=SPLITS,
-            max_rejected_fraction=1.0,
-            shard_size=64 * 1024,
-        ),
-        [],
-    )
+    ingest_corpus(root, manifest, again)
 
     def record_sets(folder):
         return {
