@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import platform
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
 
 from audioflow.beam.dataflow import complete_remote_args
 from audioflow.beam.dataset_format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
-from audioflow.beam.errors import ManifestError, OutputExistsError, TooManyRejectedError
-from audioflow.beam.manifest import iter_manifest_rows
+from audioflow.beam.errors import (
+    AudioflowError,
+    ManifestError,
+    OutputExistsError,
+    SettingsError,
+    TooManyRejectedError,
+)
+from audioflow.beam.manifest import HashingReader, iter_manifest_rows
 from audioflow.beam.options import IngestOptions
+from audioflow.beam.paths import is_remote
 from audioflow.beam.pipeline import IngestDataset
-from audioflow.beam.storage import delete_if_exists, delete_tree, list_names, read_text
+from audioflow.beam.reader import load_dataset_info
+from audioflow.beam.storage import delete_if_exists, delete_tree, list_names
 
 __all__ = ["LOCAL_RUNNERS", "check_manifest", "make_pipeline", "prepare_output", "run_ingest", "tool_info"]
 
@@ -48,10 +58,15 @@ def prepare_output(options: IngestOptions) -> None:
 
     Raises:
         OutputExistsError: the folder holds a dataset and overwrite is off.
+        SettingsError: the folder cannot be listed (no such bucket, no permission).
     """
-    names = list_names(options.output) if FileSystems.exists(options.output) or "://" in options.output else []
+    try:
+        # Object stores are listed without exists(): Beam's GCS refuses `gs://bucket` (a bucket root).
+        names = list_names(options.output) if "://" in options.output or FileSystems.exists(options.output) else []
+        temporaries = _temporary_folders(options.output)
+    except BeamIOError as error:  # e.g. the bucket does not exist, or we may not list it
+        raise SettingsError(f"cannot list the output folder {options.output}: {error}") from None
     ours = [n for n in names if n in (METADATA_FILE, REJECTED_FILE) or parse_shard_name(n) or n.endswith(".incomplete")]
-    temporaries = _temporary_folders(options.output)
     if not ours and not temporaries:
         return
     if not options.overwrite:
@@ -65,9 +80,15 @@ def prepare_output(options: IngestOptions) -> None:
 
 
 def _temporary_folders(output: str) -> list[str]:
+    """The `_temporary-*` folders earlier runs left. An object store shows them through their files; a
+    local folder is also listed directly, since a run killed after Finalize renamed every shard leaves
+    an empty one, which matching files never finds (it would stay in the dataset forever)."""
     matched = FileSystems.match([output.rstrip("/") + "/_temporary-*/**"])[0].metadata_list
     prefix = output.rstrip("/") + "/"
-    return sorted({prefix + m.path[len(prefix) :].split("/", 1)[0] for m in matched})
+    folders = {prefix + m.path[len(prefix) :].split("/", 1)[0] for m in matched}
+    if not is_remote(output) and os.path.isdir(output):
+        folders.update(prefix + name for name in os.listdir(output) if name.startswith("_temporary-"))
+    return sorted(folders)
 
 
 def check_manifest(options: IngestOptions) -> None:
@@ -79,7 +100,9 @@ def check_manifest(options: IngestOptions) -> None:
     if not FileSystems.exists(options.manifest):
         raise ManifestError(f"manifest {options.manifest} does not exist")
     with FileSystems.open(options.manifest, compression_type=CompressionTypes.AUTO) as stream:
-        rows = iter_manifest_rows(stream, options.label_column, options.blob_column, name=options.manifest)
+        # HashingReader makes Beam's CompressedFile (.gz manifests) a full io stream, as in ReadManifest.
+        rows = iter_manifest_rows(HashingReader(stream), options.label_column, options.blob_column,
+                                  name=options.manifest)
         next(rows, None)  # parses the header and the first row
 
 
@@ -102,7 +125,9 @@ def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | No
 
 
 def load_info(output: str) -> DatasetInfo:
-    return DatasetInfo.from_json(read_text(FileSystems.join(output, METADATA_FILE)))
+    """The finished run's dataset.json; DatasetError (one line in the CLI, not a storage traceback)
+    when the job ended without writing it."""
+    return load_dataset_info(output)
 
 
 def run_ingest(
@@ -126,12 +151,20 @@ def run_ingest(
     check_manifest(options)
     prepare_output(options)
     pipeline = make_pipeline(options, list(beam_args or []))
-    result = pipeline.run()
-    if on_started is not None:
-        on_started(result)
-    state = result.wait_until_finish()
-    if state not in ("DONE", None) and str(state) != "PipelineState.DONE":
-        raise RuntimeError(f"the Beam job ended in state {state}")
+    runner = pipeline.runner.__class__.__name__
+    try:
+        result = pipeline.run()
+        if on_started is not None:
+            on_started(result)
+        state = result.wait_until_finish()
+    except Exception as error:
+        if runner == "FnApiRunner":  # local: our errors are found in the chain; anything else is a bug to show
+            raise
+        # A remote runner's failure (job failed, creation refused): its message is what the user needs;
+        # the traceback is kept as the cause for --verbose.
+        raise AudioflowError(f"the {runner} job did not complete: {type(error).__name__}: {error}") from error
+    if state != PipelineState.DONE:
+        raise AudioflowError(f"the Beam job ended in state {state}, not DONE; the dataset is incomplete")
     info = load_info(options.output)
     if not info.rejected["passed"]:
         raise TooManyRejectedError(

@@ -2,28 +2,49 @@
 
 Shards are read in parallel and parsed in batches with `tf.io.parse_example` (faster than one
 record at a time); audio becomes float32 in [-1, 1] with shape [frames, channels].
+
+Where the shard bytes come from (docs/gcs.md has the measurements):
+    local paths      TensorFlow's TFRecordDataset.
+    gs://            TensorFlow's own GCS client (C++, parallel, no GIL; authenticates like
+                     gcloud: GOOGLE_APPLICATION_CREDENTIALS or the metadata server), except when
+                     STORAGE_EMULATOR_HOST is set: TensorFlow cannot be pointed at an emulator and
+                     would silently read the real GCS, so shards are then streamed through Beam's
+                     FileSystems (google-cloud-storage, which honours the emulator).
+    other schemes    Beam's FileSystems (s3://, azfs://, ... that TensorFlow does not know).
+The Beam route checks both CRCs of every record (`audioflow.beam.tfrecord.iter_records`), like
+TFRecordDataset; its order is deterministic but interleaves shards in blocks of records.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Iterator
+from typing import Any, Literal
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from audioflow.beam.dataset_format import METADATA_FILE, DatasetInfo, tf_feature_spec
 from audioflow.beam.errors import DatasetError
+from audioflow.beam.paths import is_remote
 from audioflow.beam.storage import read_text
+from audioflow.beam.tfrecord import iter_records
 
-__all__ = ["load_dataset_info", "read_split", "shard_uris"]
+__all__ = ["ShardSource", "load_dataset_info", "read_split", "shard_source", "shard_uris"]
 
 _INT16_SCALE = 1.0 / 32768.0
+ShardSource = Literal["auto", "tensorflow", "beam"]
+_TENSORFLOW_SCHEMES = ("gs://",)
+_BATCH_RECORDS = 64
+_BATCH_BYTES = 4 << 20
 
 
 def load_dataset_info(dataset: str) -> DatasetInfo:
     """Reads dataset.json.
 
     Raises:
-        DatasetError: the folder has no dataset.json (an interrupted run, or not a dataset), or it is unreadable.
+        DatasetError: the folder has no dataset.json (an interrupted run, or not a dataset), or it
+            is unreadable.
     """
     uri = FileSystems.join(dataset.rstrip("/"), METADATA_FILE)
     if not FileSystems.exists(uri):
@@ -56,6 +77,7 @@ def read_split(
     parse_batch_size: int = 128,
     num_parallel_reads: int | None = None,
     deterministic: bool = True,
+    source: ShardSource = "auto",
 ) -> Any:
     """Returns a `tf.data.Dataset` of dicts: audio (float32 [frames, channels]), label, sample_rate,
     num_channels, num_frames, blob and, for string labels, label_name.
@@ -67,6 +89,8 @@ def read_split(
         parse_batch_size: records parsed together by `tf.io.parse_example`.
         num_parallel_reads: shards read at once (default: tf.data.AUTOTUNE).
         deterministic: keep record order stable; False trades order for speed.
+        source: who reads the shards: "tensorflow" (TFRecordDataset, with its own gs:// client),
+            "beam" (Beam's FileSystems, in Python) or "auto" (see `shard_source`).
 
     Raises:
         DatasetError: incomplete dataset or unknown split.
@@ -89,14 +113,76 @@ def read_split(
 
     options = tf.data.Options()
     options.deterministic = deterministic
-    records = tf.data.TFRecordDataset(
-        tf.constant(files, dtype=tf.string), compression_type=compression,
-        num_parallel_reads=num_parallel_reads or autotune,
-    ) if files else tf.data.Dataset.from_tensor_slices(tf.constant([], dtype=tf.string))
+    if not files:
+        records = tf.data.Dataset.from_tensor_slices(tf.constant([], dtype=tf.string))
+    elif shard_source(dataset, source) == "beam":
+        records = _beam_records(files, info.compression, num_parallel_reads or autotune)
+    else:
+        records = tf.data.TFRecordDataset(
+            tf.constant(files, dtype=tf.string),
+            compression_type=compression,
+            num_parallel_reads=num_parallel_reads or autotune,
+        )
     return (
         records.with_options(options)
         .batch(parse_batch_size)
         .map(lambda batch: tf.io.parse_example(batch, spec), num_parallel_calls=autotune)
         .unbatch()
         .map(to_float_audio, num_parallel_calls=autotune)
+    )
+
+
+def shard_source(dataset: str, source: ShardSource = "auto") -> Literal["tensorflow", "beam"]:
+    """Who reads this dataset's shards. "auto" picks TensorFlow for local paths and gs:// (unless
+    STORAGE_EMULATOR_HOST points Google's clients at an emulator, which TensorFlow would not honour),
+    and Beam's FileSystems for schemes TensorFlow does not know; an explicit choice is kept.
+
+    Raises:
+        ValueError: an unknown `source`.
+    """
+    if source not in ("auto", "tensorflow", "beam"):
+        raise ValueError(f"source must be 'auto', 'tensorflow' or 'beam', not {source!r}")
+    if source != "auto":
+        return source
+    if not is_remote(dataset):
+        return "tensorflow"
+    if dataset.startswith("gs://") and os.environ.get("STORAGE_EMULATOR_HOST"):
+        return "beam"
+    return "tensorflow" if dataset.startswith(_TENSORFLOW_SCHEMES) else "beam"
+
+
+def _iter_shard_batches(uri: bytes, gzip: bool) -> Iterator[list[bytes]]:
+    """A shard's records in lists of up to _BATCH_RECORDS records or about _BATCH_BYTES bytes:
+    tf.data pays its per-element cost of from_generator once per list, not once per record."""
+    name = uri.decode("utf-8")
+    compression = CompressionTypes.GZIP if gzip else CompressionTypes.UNCOMPRESSED
+    batch: list[bytes] = []
+    size = 0
+    with FileSystems.open(name, compression_type=compression) as stream:
+        for record in iter_records(stream, name):
+            batch.append(record)
+            size += len(record)
+            if len(batch) >= _BATCH_RECORDS or size >= _BATCH_BYTES:
+                yield batch
+                batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _beam_records(files: list[str], compression: str, cycle_length: int) -> Any:
+    """Serialized records of `files` through Beam's FileSystems: a Python generator per shard,
+    `cycle_length` shards read at once (I/O and CRC32C release the GIL), interleaved in blocks."""
+    import tensorflow as tf
+
+    gzip = compression == "gzip"
+    signature = tf.TensorSpec(shape=(None,), dtype=tf.string)
+    return (
+        tf.data.Dataset.from_tensor_slices(tf.constant(files, dtype=tf.string))
+        .interleave(
+            lambda uri: tf.data.Dataset.from_generator(
+                _iter_shard_batches, args=(uri, gzip), output_signature=signature
+            ),
+            cycle_length=cycle_length, block_length=1, num_parallel_calls=cycle_length,
+        )
+        .unbatch()
     )

@@ -81,3 +81,21 @@ def ingest_audio(
     for name, split in info.splits.items():
         metrics.log_metric(f"examples_{name}", split.num_examples)
     write_html_report(dataset.uri, info, report.path)
+
+
+def _exec_python(component: dsl.base_component.BaseComponent) -> None:
+    """Makes the step's Python replace the shell KFP starts it from.
+
+    KFP runs a lightweight component as `sh -ec "… python3 -m kfp.dsl.executor_main …"`, so Python is
+    the shell's child. When Vertex cancels a run, the SIGTERM goes to the container's PID 1: that
+    shell, which ignores it, and the Dataflow job would run on, unbilled to nobody's attention. With
+    `exec`, Python is PID 1 and its SIGTERM handler cancels the job (components/ingest_step.py).
+    """
+    container = component.component_spec.implementation.container
+    launch = "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main"
+    if not any(launch in part for part in container.command):
+        raise RuntimeError("KFP's launch command changed: check that SIGTERM still reaches the ingest step")
+    container.command = [part.replace(launch, launch.replace("python3", "exec python3")) for part in container.command]
+
+
+_exec_python(ingest_audio)

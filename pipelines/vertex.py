@@ -17,6 +17,7 @@ import yaml
 from audioflow.beam.errors import SettingsError
 from audioflow.beam.ingest import LOCAL_RUNNERS
 from audioflow.beam.settings import DATAFLOW_ARG_VARIABLES, setting
+from audioflow.components.image import component_image
 
 __all__ = ["VertexSettings", "parse_parameter_values", "pipeline_parameters_from_env", "submit_pipeline"]
 
@@ -135,11 +136,14 @@ def pipeline_parameters_from_env() -> dict[str, Any]:
     runner = setting("RUNNER")
     if runner and runner not in LOCAL_RUNNERS:
         values["runner"] = runner
-        values["beam_args"] = [
+        beam_args = [
             f"{flag}={setting(variable)}"
             for variable, flag in DATAFLOW_ARG_VARIABLES.items()
             if setting(variable) and flag != "--job_name"
         ]
+        if not setting("IMAGE"):  # workers run the image the step runs in: the step has no source to stage
+            beam_args.append(f"--sdk_container_image={component_image()}")
+        values["beam_args"] = beam_args
     return values
 
 

@@ -1,0 +1,166 @@
+"""A loopback stand-in for the Dataflow REST API (v1b3): records job creations, answers with scripted states.
+
+Beam's real DataflowRunner talks to it when given `--dataflow_endpoint=http://localhost:PORT` (the
+host must start with `localhost`; Beam then uses the REST transport and skips the project-id
+check). Nothing runs: a created job walks through `states` on successive GETs (the last one
+sticks), and a failed job reports `error_message` as a JOB_MESSAGE_ERROR so Beam stops waiting
+at once instead of counting down 50 s.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["CreatedJob", "FakeDataflow", "fake_dataflow"]
+
+_JOBS = re.compile(r"^/v1b3/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/jobs(?P<rest>/.*)?$")
+
+
+@dataclass
+class CreatedJob:
+    """One accepted job-creation request: where it was sent, its raw size and its JSON body."""
+
+    project: str
+    location: str
+    body: dict[str, Any]
+    size: int
+    id: str
+    gets: int = 0
+    requested_state: str | None = None
+
+
+@dataclass
+class FakeDataflow:
+    """The server's script and what it recorded. `endpoint` is what --dataflow_endpoint takes."""
+
+    states: tuple[str, ...] = ("JOB_STATE_RUNNING", "JOB_STATE_DONE")
+    error_message: str = "Workflow failed. Causes: S01:WriteShards failed (fake Dataflow)."
+    create_error: tuple[int, str] | None = None  # e.g. (403, "Permission denied") refuses every creation
+    jobs: list[CreatedJob] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    @property
+    def job(self) -> CreatedJob:
+        """The only job created (fails the test if there were none or several)."""
+        assert len(self.jobs) == 1, f"{len(self.jobs)} jobs were created: {self.requests}"
+        return self.jobs[0]
+
+    def state_of(self, job: CreatedJob) -> str:
+        if job.requested_state == "JOB_STATE_CANCELLED":
+            return "JOB_STATE_CANCELLED"
+        return self.states[min(job.gets, len(self.states)) - 1] if job.gets else "JOB_STATE_PENDING"
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        self.requests.append((method, path))
+        match = _JOBS.match(path.split("?", 1)[0])
+        if not match:
+            return HTTPStatus.NOT_FOUND, _error(404, f"no such resource: {path}")
+        project, location, rest = match["project"], match["location"], match["rest"] or ""
+        if method == "POST" and not rest:
+            return self._create(project, location, body)
+        job = next((j for j in self.jobs if rest.startswith(f"/{j.id}")), None)
+        if job is None:
+            return HTTPStatus.NOT_FOUND, _error(404, f"no job for {path}")
+        if rest == f"/{job.id}/messages":
+            return HTTPStatus.OK, self._messages(job)
+        if rest == f"/{job.id}/metrics":
+            return HTTPStatus.OK, {"metrics": []}
+        if method == "GET":
+            job.gets += 1
+            return HTTPStatus.OK, self._describe(job)
+        if method == "PUT":
+            job.requested_state = _state_name(json.loads(body or b"{}").get("requestedState"))
+            return HTTPStatus.OK, self._describe(job)
+        return HTTPStatus.METHOD_NOT_ALLOWED, _error(405, f"{method} {path}")
+
+    def _create(self, project: str, location: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if self.create_error is not None:
+            code, message = self.create_error
+            return code, _error(code, message)
+        request = json.loads(body)
+        job = CreatedJob(project, location, request, len(body), f"2099-01-01_00_00_00-{len(self.jobs) + 1:019d}")
+        self.jobs.append(job)
+        return HTTPStatus.OK, {**self._describe(job), "clientRequestId": request.get("clientRequestId", "")}
+
+    def _describe(self, job: CreatedJob) -> dict[str, Any]:
+        return {
+            "id": job.id, "projectId": job.project, "location": job.location, "name": job.body.get("name", ""),
+            "type": job.body.get("type", "JOB_TYPE_BATCH"), "currentState": self.state_of(job),
+            "currentStateTime": _now(), "createTime": _now(),
+        }
+
+    def _messages(self, job: CreatedJob) -> dict[str, Any]:
+        if self.state_of(job) != "JOB_STATE_FAILED":
+            return {"jobMessages": []}
+        return {"jobMessages": [{"id": "1", "time": _now(), "messageText": self.error_message,
+                                 "messageImportance": "JOB_MESSAGE_ERROR"}]}
+
+
+def _state_name(value: int | str | None) -> str | None:
+    """Beam's client sends enums as numbers (`$alt=json;enum-encoding=int`); names are easier to assert on."""
+    if isinstance(value, int):
+        from google.cloud.dataflow_v1beta3 import JobState
+
+        return JobState(value).name
+    return value
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(code: int, message: str) -> dict[str, Any]:
+    status = {403: "PERMISSION_DENIED", 404: "NOT_FOUND", 400: "INVALID_ARGUMENT"}.get(code, "UNKNOWN")
+    return {"error": {"code": code, "message": message, "status": status}}
+
+
+def _handler(fake: FakeDataflow) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            status, payload = fake.handle(self.command, self.path, body)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+    return Handler
+
+
+@contextmanager
+def fake_dataflow(**script: Any) -> Iterator[FakeDataflow]:
+    """Runs a FakeDataflow on 127.0.0.1 (reachable as localhost) for the block."""
+    fake = FakeDataflow(**script)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    fake.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, name="fake-dataflow", daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
