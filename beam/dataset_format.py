@@ -57,7 +57,8 @@ REJECT_REASONS: dict[str, str] = {
     "outside_root": "the blob lies outside the audio root ('..', absolute path, other bucket, symlink)",
     "duplicate": "the same blob appears on an earlier row, which was kept",
     "missing": "no file exists at the blob's path",
-    "too_large": "the file is larger than --max-file-size",
+    "too_large": "the file is larger than --max-file-size, or its header says it decodes to more than one example "
+    "may hold (1 GiB)",
     "unreadable": "the file cannot be opened or decoded as audio (corrupt, truncated, unsupported)",
     "empty_audio": "the file decodes to zero frames",
     "too_long": "the header says the audio is longer than --max-duration",

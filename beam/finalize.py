@@ -7,6 +7,7 @@ before this point leaves only temporary files that readers ignore and --overwrit
 from __future__ import annotations
 
 import datetime
+import heapq
 import json
 import logging
 from collections import Counter, defaultdict
@@ -39,10 +40,14 @@ _PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
 
 
 def _write_rejected(uri: str, rejected: Iterable[Rejection]) -> tuple[Counter, Counter, dict[str, list[dict]]]:
-    """Streams the rejections to rejected.jsonl; returns counts by split and reason, and a few examples."""
+    """Streams the rejections to rejected.jsonl; returns counts by split and reason, and a few examples.
+
+    The examples are the rows with the lowest line numbers, not the first to arrive: arrival order
+    depends on the runner's parallelism, and dataset.json should not.
+    """
     by_split: Counter = Counter()
     by_reason: Counter = Counter()
-    examples: dict[str, list[dict]] = defaultdict(list)
+    lowest: dict[str, list[tuple[int, str]]] = defaultdict(list)  # reason -> max-heap of (-line, json line)
     temporary = uri + ".incomplete"
     with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
         for rejection in rejected:
@@ -50,11 +55,15 @@ def _write_rejected(uri: str, rejected: Iterable[Rejection]) -> tuple[Counter, C
             stream.write(line.encode("utf-8") + b"\n")
             by_split[rejection.split] += 1
             by_reason[rejection.reason] += 1
-            if len(examples[rejection.reason]) < REJECTED_EXAMPLES_PER_REASON:
-                examples[rejection.reason].append(json.loads(line))
+            heap = lowest[rejection.reason]
+            if len(heap) < REJECTED_EXAMPLES_PER_REASON:
+                heapq.heappush(heap, (-rejection.line, line))
+            elif -rejection.line > heap[0][0]:
+                heapq.heapreplace(heap, (-rejection.line, line))
     delete_if_exists([uri])
     FileSystems.rename([temporary], [uri])
-    return by_split, by_reason, dict(examples)
+    examples = {reason: [json.loads(line) for _, line in sorted(heap, reverse=True)] for reason, heap in lowest.items()}
+    return by_split, by_reason, examples
 
 
 def _check_accounting(rows_by_split: dict[str, int], written: Counter, rejected: Counter, manifest_rows: int) -> None:

@@ -16,7 +16,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from audioflow.beam.dataflow import complete_remote_args
+from audioflow.beam.dataflow import complete_remote_args, runner_name
 from audioflow.beam.dataset_format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
 from audioflow.beam.errors import (
     AudioflowError,
@@ -30,6 +30,7 @@ from audioflow.beam.options import IngestOptions
 from audioflow.beam.paths import is_remote
 from audioflow.beam.pipeline import IngestDataset
 from audioflow.beam.reader import load_dataset_info
+from audioflow.beam.settings import hide_option_values
 from audioflow.beam.storage import delete_if_exists, delete_tree, list_names
 
 __all__ = ["LOCAL_RUNNERS", "check_manifest", "make_pipeline", "prepare_output", "run_ingest", "tool_info"]
@@ -108,6 +109,7 @@ def check_manifest(options: IngestOptions) -> None:
 
 def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | None = None) -> beam.Pipeline:
     """Builds (does not run) the Beam pipeline for these options on the runner the Beam args name."""
+    hide_option_values()  # before Beam parses the args: it logs unknown ones with their values
     pipeline_options = PipelineOptions(complete_remote_args(beam_args))
     runner_name = pipeline_options.view_as(StandardOptions).runner
     runner: Any = runner_name
@@ -150,15 +152,16 @@ def run_ingest(
     """
     check_manifest(options)
     prepare_output(options)
-    pipeline = make_pipeline(options, list(beam_args or []))
-    runner = pipeline.runner.__class__.__name__
+    args = list(beam_args or [])
+    runner = runner_name(args)
     try:
+        pipeline = make_pipeline(options, args)  # remote runners validate their options here
         result = pipeline.run()
         if on_started is not None:
             on_started(result)
         state = result.wait_until_finish()
     except Exception as error:
-        if runner == "FnApiRunner":  # local: our errors are found in the chain; anything else is a bug to show
+        if runner in LOCAL_RUNNERS:  # local: our errors are found in the chain; anything else is a bug to show
             raise
         # A remote runner's failure (job failed, creation refused): its message is what the user needs;
         # the traceback is kept as the cause for --verbose.

@@ -32,6 +32,7 @@ _BLOB_NAMES = ("blobname", "blob", "path", "file", "filename", "filepath", "audi
 _SPLIT_NAMES = ("split", "subset", "fold")
 _INT_LABEL = re.compile(r"^[+-]?\d+$")
 _INT64_RANGE = range(-(2**63), 2**63)
+_SETTING = re.compile(r"^(\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.]*\s*)=.*$", re.DOTALL)  # KEY=VALUE, .env style
 
 
 def _normalise(name: str) -> str:
@@ -47,6 +48,12 @@ class ManifestColumns:
     blob: int
     split: int | None
     header: tuple[str, ...]
+
+
+def _shown(header: list[str]) -> list[str]:
+    """The header as error messages show it. A cell like KEY=VALUE is what a settings file (.env)
+    passed as --manifest by mistake looks like, and its value may be a credential: shown as KEY=…"""
+    return [_SETTING.sub(r"\1=…", cell) for cell in header]
 
 
 def detect_columns(
@@ -65,14 +72,14 @@ def detect_columns(
             if candidate in names:
                 return names.index(candidate)
         if override:
-            raise ManifestError(f"manifest has no {what} column {override!r}; its header is {header!r}")
+            raise ManifestError(f"manifest has no {what} column {override!r}; its header is {_shown(header)!r}")
         return None
 
     label = find(label_column, _LABEL_NAMES, "label")
     blob = find(blob_column, _BLOB_NAMES, "blob")
     if label is None or blob is None or label == blob:
         raise ManifestError(
-            f"manifest header {header!r} does not name a label and a blob column "
+            f"manifest header {_shown(header)!r} does not name a label and a blob column "
             "(expected e.g. 'Label,Blob Name'; use --label-column/--blob-column for other names)"
         )
     return ManifestColumns(label=label, blob=blob, split=find(None, _SPLIT_NAMES, "split"), header=tuple(header))

@@ -39,8 +39,14 @@ def normalise_root(root: str) -> str:
 
 
 def join_root(root: str, relative: str) -> str:
-    """Joins a root (local or URI) and a relative name with '/'."""
-    return f"{root.rstrip('/')}/{relative}" if is_remote(root) else os.path.join(root, relative)
+    """Joins a root (local or URI) and a relative name with '/'.
+
+    Local paths are normalised ('./a.wav', 'a//b.wav'), so that one file has one URI and a second row
+    naming it in another spelling is caught as a duplicate (it would otherwise be written twice, maybe
+    into two splits). Callers refuse '..' first, so normalising never climbs out of the root. Object
+    names are kept as written: in a bucket, 'a//b.wav' and 'a/b.wav' are different objects.
+    """
+    return f"{root.rstrip('/')}/{relative}" if is_remote(root) else os.path.normpath(os.path.join(root, relative))
 
 
 def _has_dot_segments(name: str) -> bool:

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from stat import S_ISLNK
 from typing import Any
 
 import apache_beam as beam
@@ -160,6 +161,41 @@ def _pick_first_of_duplicates(element: tuple[str, Iterable[PlannedRow]]) -> Iter
         )
 
 
+class _RealPathsInside:
+    """`real_path_inside(root, path)` for many files, with each folder's real path resolved once.
+
+    `os.path.realpath` is pure Python and lstat()s every component of every path: about 80 µs per
+    file, holding the GIL (over a second per 8,000 files in the benchmark, more than the stat
+    itself). Resolving a file's folder once per folder and then only checking whether the file
+    itself is a symlink gives the same real path (realpath resolves components left to right).
+    Files that are symlinks, or that cannot be lstat()ed, take the full `real_path_inside` path,
+    and so does any path that falls outside the root, so errors and messages are unchanged.
+    """
+
+    _MAX_FOLDERS = 65536  # bounds the cache for manifests spread over very many folders
+
+    def __init__(self, root: str):
+        self._root = root
+        self._real_root = os.path.realpath(root).rstrip(os.sep) + os.sep
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        folder, name = os.path.split(path)
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = os.path.realpath(folder)
+            if len(self._folders) < self._MAX_FOLDERS:
+                self._folders[folder] = real_folder
+        real = os.path.join(real_folder, name)
+        try:
+            plain = name not in ("", ".", "..") and not S_ISLNK(os.lstat(real).st_mode)
+        except OSError:
+            plain = False
+        if plain and real.startswith(self._real_root):
+            return real
+        return real_path_inside(self._root, path)
+
+
 class _StatFilesFn(beam.DoFn):
     """[PlannedRow] -> PlannedRow with its size, or missing/too_large/outside_root (symlinks) rejections.
 
@@ -171,6 +207,7 @@ class _StatFilesFn(beam.DoFn):
 
     def setup(self) -> None:
         self._pool = ThreadPoolExecutor(self._options.effective_fetch_concurrency)
+        self._real_path = _RealPathsInside(self._options.audio_root)
 
     def teardown(self) -> None:
         self._pool.shutdown(wait=False)
@@ -189,7 +226,7 @@ class _StatFilesFn(beam.DoFn):
             if is_remote(planned.uri):
                 size = FileSystems.get_filesystem(planned.uri).metadata(planned.uri).size_in_bytes
             else:
-                real = real_path_inside(self._options.audio_root, planned.uri)
+                real = self._real_path(planned.uri)
                 if not os.path.isfile(real):
                     raise FileNotFoundError(planned.uri)
                 size = os.path.getsize(real)

@@ -6,11 +6,20 @@ written to dataset.json: Beam runner options stay out of the recorded options.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from pathlib import Path
 
-__all__ = ["DATAFLOW_ARG_VARIABLES", "dataflow_args_from_env", "load_env", "setting"]
+__all__ = [
+    "DATAFLOW_ARG_VARIABLES",
+    "HideOptionValues",
+    "dataflow_args_from_env",
+    "hide_option_values",
+    "load_env",
+    "setting",
+]
 
 # Environment variable -> Beam option, added for non-local runners when the flag is not given.
 DATAFLOW_ARG_VARIABLES: dict[str, str] = {
@@ -72,3 +81,46 @@ def dataflow_args_from_env(beam_args: list[str]) -> list[str]:
                 value = f"{value}-{time.strftime('%Y%m%d-%H%M%S')}"
             args += [flag, value]
     return args
+
+
+def _name_only(arg: str) -> str:
+    """'--token=abc' -> '--token=…', '--flag' -> '--flag', a bare value -> '…'."""
+    if not arg.startswith("-"):
+        return "…"
+    name, equals, _ = arg.partition("=")
+    return name + ("=…" if equals else "")
+
+
+class HideOptionValues(logging.Filter):
+    """Keeps pipeline option values out of the log: only option names are shown.
+
+    Beam warns about options it does not know with their values ("Unparseable argument:
+    --api_token=…", "Discarding unparseable args: [...]"). Any such value may be a credential a user
+    passed on the command line, and logs travel (CI, Cloud Logging), so the values are replaced by
+    '…' before any handler sees the record. `hide_option_values()` installs it.
+    """
+
+    _UNPARSEABLE = re.compile(r"^Unparseable argument: (?P<arg>.*?)(?P<hint>\. Did you mean '[^']*'\?'?)?$", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        if message == "Discarding unparseable args: %s" and record.args:
+            record.args = ([_name_only(str(arg)) for arg in record.args[0]],)  # type: ignore[index]
+        elif message == "Discarding invalid overrides: %s" and isinstance(record.args, dict):
+            record.args = (sorted(record.args),)  # logging unwraps a lone dict argument; keep its keys
+        elif message.startswith("Discarding flag %s") and record.args:
+            record.args = (_name_only(str(record.args[0])), *record.args[1:])  # type: ignore[index]
+        elif match := self._UNPARSEABLE.match(message):
+            record.msg = f"Unparseable argument: {_name_only(match['arg'])}{match['hint'] or ''}"
+        return True
+
+
+def hide_option_values() -> None:
+    """Installs HideOptionValues on the logger Beam reports unknown options through (once per process).
+
+    On the logger itself, not on handlers: every entry point (CLI, KFP component, library call) is
+    covered, whoever configured logging.
+    """
+    beam_options_logger = logging.getLogger("apache_beam.options.pipeline_options")
+    if not any(isinstance(existing, HideOptionValues) for existing in beam_options_logger.filters):
+        beam_options_logger.addFilter(HideOptionValues())
