@@ -122,7 +122,8 @@ def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | No
             direct.direct_running_mode = "in_memory"
     run_id = run_id or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
     pipeline = beam.Pipeline(runner=runner, options=pipeline_options)
-    _ = pipeline | "IngestDataset" >> IngestDataset(options, run_id, tool_info())
+    local = runner_name in LOCAL_RUNNERS
+    _ = pipeline | "IngestDataset" >> IngestDataset(options, run_id, tool_info(), spread_rows=not local)
     return pipeline
 
 
