@@ -10,10 +10,10 @@ of the GCS emulator (tests/gcs_emulator.py), uploads N clips and a manifest, and
   audioflow, 1 in flight   `audioflow ingest --fetch-concurrency 1` (stat and fetch one at a time);
   audioflow (default)      16 stats and fetches in flight per worker for remote audio.
 
-The emulator is a single Python process, so absolute rates measure it as much as the latency;
-what matters is how much of the per-request latency each contender hides. The output goes to a
-local folder so that only reads cross the proxy. Prints a Markdown table (or appends it to
-RESULTS.md's notes with --results).
+The emulator is a Python process (run on a threaded HTTP server here), so absolute rates measure
+it as much as the latency; what matters is how much of the per-request latency each contender
+hides. The output goes to a local folder so that only reads cross the proxy. Prints a Markdown
+table (or appends it to RESULTS.md's notes with --results).
 
 Usage: gcs_latency.py [--clips 1000] [--latency-ms 30] [--results bench/RESULTS.md]
 """
@@ -28,10 +28,12 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -41,7 +43,7 @@ from data import VARIANTS, make_workload  # noqa: E402
 from monitor import run_measured  # noqa: E402
 from run import AUDIOFLOW, PYTHON, contender_env  # noqa: E402
 
-from gcs_emulator import EmulatedGcs, credentials_info, emulator_environment, start_emulator  # noqa: E402
+from gcs_emulator import EmulatedGcs, credentials_info, emulator_environment  # noqa: E402
 
 BUCKET = "audioflow-bench"
 
@@ -127,6 +129,34 @@ def _kind(request: bytes) -> str:
     return " ".join([method, path, *keep])
 
 
+# gcp-storage-emulator serves one request at a time (http.server.HTTPServer), which would measure the
+# emulator rather than latency hiding; the benchmark runs it on ThreadingHTTPServer (reads only).
+THREADED_EMULATOR = (
+    "import http.server, sys; http.server.HTTPServer = http.server.ThreadingHTTPServer; "
+    "from gcp_storage_emulator.__main__ import main; main(sys.argv[1:])"
+)
+
+
+def start_threaded_emulator(timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
+    """Like tests/gcs_emulator.start_emulator, on a threaded HTTP server; returns the process and its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = f"http://127.0.0.1:{port}"
+    command = [PYTHON, "-c", THREADED_EMULATOR, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    process = subprocess.Popen([*command, "--quiet"])
+    deadline = time.monotonic() + timeout
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while True:
+        with contextlib.suppress(OSError), direct.open(host + "/", timeout=1) as response:
+            if response.status == 200:
+                return process, host
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the GCS emulator did not start on {host}")
+        time.sleep(0.05)
+
+
 SEQUENTIAL_FETCH = """
 import csv, sys, time
 from google.auth.credentials import AnonymousCredentials
@@ -150,7 +180,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workload = make_workload(args.out / "data", VARIANTS["wav"], args.clips)
-    process, host = start_emulator()
+    process, host = start_threaded_emulator()
     folder = Path(tempfile.mkdtemp(prefix="audioflow-gcs-bench-"))
     proxy = None
     try:

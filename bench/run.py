@@ -24,6 +24,8 @@ import datetime
 import json
 import os
 import platform
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -195,7 +197,8 @@ def measure(
     timeout: float | None = None,
 ) -> Measurement:
     """Runs one contender on a fresh output folder; records its numbers; removes its output unless keep."""
-    folder = out / f"{section}-{workload.variant.name}-{workload.clips}-{name}"
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")  # "audioflow, 1 thread" -> "audioflow-1-thread"
+    folder = out / f"{section}-{workload.variant.name}-{workload.clips}-{slug}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     command, target = contender(workload, folder)
@@ -421,12 +424,12 @@ def commands_section(args: argparse.Namespace, scaling: list[Measurement], cpu: 
     """The harness invocation and one example command line per contender, paths shortened to the repo."""
 
     def short(command: list[str]) -> str:
-        text = " ".join(command)
+        text = shlex.join(command)
         return text.replace(str(REPO) + "/", "").replace(PYTHON, ".venv/bin/python")
 
     seen: dict[str, str] = {}
     for m in [*scaling, *cpu]:
-        key = f"{m.section}: {m.contender}"
+        key = f"{m.section}: {m.contender}" + (f" ({m.workload.variant.name})" if m.section == "cpu" else "")
         seen.setdefault(key, short(m.command))
     lines = [
         "```",
