@@ -102,8 +102,9 @@ def check_manifest(options: IngestOptions) -> None:
         raise ManifestError(f"manifest {options.manifest} does not exist")
     with FileSystems.open(options.manifest, compression_type=CompressionTypes.AUTO) as stream:
         # HashingReader makes Beam's CompressedFile (.gz manifests) a full io stream, as in ReadManifest.
-        rows = iter_manifest_rows(HashingReader(stream), options.label_column, options.blob_column,
-                                  name=options.manifest)
+        rows = iter_manifest_rows(
+            HashingReader(stream), options.label_column, options.blob_column, name=options.manifest
+        )
         next(rows, None)  # parses the header and the first row
 
 

@@ -85,7 +85,7 @@ def detect_columns(
     return ManifestColumns(label=label, blob=blob, split=find(None, _SPLIT_NAMES, "split"), header=tuple(header))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ManifestRow:
     """One data row as written. `line` is the 1-based line of the CSV where the row starts."""
 

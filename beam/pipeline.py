@@ -34,6 +34,7 @@ from audioflow.beam.manifest import HashingReader, LabelPolicy, ManifestRow, ite
 from audioflow.beam.options import IngestOptions
 from audioflow.beam.paths import OutsideRootError, is_remote, real_path_inside, resolve_blob
 from audioflow.beam.records import PlannedRow, Rejection, ShardStats, ShardWritten
+from audioflow.beam.row_coders import register_row_coders
 from audioflow.beam.tfrecord import frame_record
 
 __all__ = ["IngestDataset", "temp_folder"]
@@ -85,9 +86,9 @@ class ReadManifest(beam.PTransform):
             pbegin
             | "ManifestUri" >> beam.Create([self._uri])
             | "ParseCsv"
-            >> beam.ParDo(_ReadManifestFn(self._label_column, self._blob_column)).with_outputs(
-                MANIFEST_INFO, main="rows"
-            )
+            >> beam.ParDo(_ReadManifestFn(self._label_column, self._blob_column))
+            .with_output_types(ManifestRow, **{MANIFEST_INFO: dict[str, Any]})
+            .with_outputs(MANIFEST_INFO, main="rows")
         )
 
 
@@ -429,6 +430,7 @@ class IngestDataset(beam.PTransform):
         self._spread_rows = spread_rows
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[str]:
+        register_row_coders()
         options = self._options
         temp_dir = temp_folder(options, self._run_id)
         manifest = pbegin | "ReadManifest" >> ReadManifest(options.manifest, options.label_column, options.blob_column)
@@ -442,21 +444,29 @@ class IngestDataset(beam.PTransform):
             | "LabelPolicy" >> beam.Map(_label_policy, options.label_type)
         )
         # LabelPolicy (one)
-        classified = rows | "ClassifyRows" >> beam.ParDo(_ClassifyRowFn(options), AsSingleton(policy)).with_outputs(
-            REJECTED, ROW_SPLITS, main="planned"
+        classified = rows | "ClassifyRows" >> (
+            beam.ParDo(_ClassifyRowFn(options), AsSingleton(policy))
+            .with_output_types(PlannedRow, **{REJECTED: Rejection, ROW_SPLITS: str})
+            .with_outputs(REJECTED, ROW_SPLITS, main="planned")
         )
         # PlannedRow | Rejection | split name per row
         unique = (
             classified.planned
-            | "KeyByUri" >> beam.Map(lambda planned: (planned.uri, planned))
+            | "KeyByUri" >> beam.Map(lambda planned: (planned.uri, planned)).with_output_types(tuple[str, PlannedRow])
             | "GroupByUri" >> beam.GroupByKey()
-            | "DropDuplicates" >> beam.FlatMap(_pick_first_of_duplicates).with_outputs(REJECTED, main="unique")
+            | "DropDuplicates"
+            >> beam.FlatMap(_pick_first_of_duplicates)
+            .with_output_types(PlannedRow, **{REJECTED: Rejection})
+            .with_outputs(REJECTED, main="unique")
         )
         # PlannedRow, one per distinct file
         stat = (
             unique.unique
             | "BatchForStat" >> beam.BatchElements(min_batch_size=16, max_batch_size=256)
-            | "StatFiles" >> beam.ParDo(_StatFilesFn(options)).with_outputs(REJECTED, main="sized")
+            | "StatFiles"
+            >> beam.ParDo(_StatFilesFn(options))
+            .with_output_types(PlannedRow, **{REJECTED: Rejection})
+            .with_outputs(REJECTED, main="sized")
         )
         # PlannedRow with size
         split_bytes = (
@@ -466,10 +476,16 @@ class IngestDataset(beam.PTransform):
         )
         written = (
             stat.sized
-            | "AssignShards" >> beam.Map(_shard_key, AsDict(split_bytes), options.shard_size)
+            | "AssignShards"
+            >> beam.Map(_shard_key, AsDict(split_bytes), options.shard_size).with_output_types(
+                tuple[tuple[str, int], PlannedRow]
+            )
             # ((split, unit), PlannedRow): rows only, never audio
             | "GroupRowsByShard" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(_WriteShardFn(options, temp_dir)).with_outputs(REJECTED, main="shards")
+            | "WriteShards"
+            >> beam.ParDo(_WriteShardFn(options, temp_dir))
+            .with_output_types(ShardWritten, **{REJECTED: Rejection})
+            .with_outputs(REJECTED, main="shards")
         )
         # ShardWritten per temporary file
         rejections = (

@@ -1,6 +1,7 @@
 """The small values that flow between pipeline steps (rows, rejections, shard results).
 
-Plain frozen dataclasses: Beam pickles them between steps, and their shape is what each step's
+Frozen dataclasses with slots (the local runner holds every row in memory, so their size matters);
+row_coders.py encodes them between steps. Their shape is what each step's
 comment in pipeline.py refers to.
 """
 
@@ -15,7 +16,7 @@ from audioflow.beam.manifest import ManifestRow
 __all__ = ["PlannedRow", "Rejection", "ShardStats", "ShardWritten"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedRow:
     """A manifest row that passed the row checks: where its file is and what it becomes."""
 
@@ -27,7 +28,7 @@ class PlannedRow:
     size: int = -1  # bytes on storage, known after StatFiles
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """A manifest row that was not written, with a stable reason code and a human message."""
 
@@ -88,7 +89,7 @@ class ShardStats:
             getattr(self, name).update(getattr(other, name))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ShardWritten:
     """A complete temporary shard file, to be renamed to its final name by Finalize."""
 

@@ -192,8 +192,14 @@ class _Budget:
 
 
 def _sample_shard(
-    uri: str, name: str, split: str, info: DatasetInfo, sample: ReportSample, budget: _Budget,
-    wanted: set[str], examples_per_label: int,
+    uri: str,
+    name: str,
+    split: str,
+    info: DatasetInfo,
+    sample: ReportSample,
+    budget: _Budget,
+    wanted: set[str],
+    examples_per_label: int,
 ) -> None:
     """Adds a shard's first records to the sample until the split's budget is spent."""
     try:
@@ -233,10 +239,17 @@ def _add_record(
         samples = clip_samples(example, info.sample_format)
     except ValueError as error:  # fewer audio bytes than the header claims
         return f"{example.blob}: {error}"
-    clips.append(Clip(
-        label=key, split=split, blob=example.blob, sample_rate=example.sample_rate,
-        num_channels=example.num_channels, duration_seconds=duration, samples=samples,
-    ))
+    clips.append(
+        Clip(
+            label=key,
+            split=split,
+            blob=example.blob,
+            sample_rate=example.sample_rate,
+            num_channels=example.num_channels,
+            duration_seconds=duration,
+            samples=samples,
+        )
+    )
     return None
 
 
@@ -430,6 +443,7 @@ def _format_plot(stats: dict) -> str:
     rate_ax.set_ylabel("examples", fontsize=8)
     return _png_data_uri(figure)
 
+
 # --- the page ------------------------------------------------------------------------------------
 
 
@@ -444,13 +458,13 @@ def _data(**values: object) -> str:
 
 def _td(text: object, /, *, numeric: bool = False, code: bool = False, **data: object) -> str:
     content = f"<code>{_e(text)}</code>" if code else _e(text)
-    return f'<td{" class=n" if numeric else ""}{_data(**data)}>{content}</td>'
+    return f"<td{' class=n' if numeric else ''}{_data(**data)}>{content}</td>"
 
 
 def _th(*names: str, numeric_from: int = 1, numeric_to: int | None = None) -> str:
     """A header row; columns numeric_from..numeric_to-1 are right-aligned like their numbers."""
     end = len(names) if numeric_to is None else numeric_to
-    cells = "".join(f'<th{" class=n" if numeric_from <= i < end else ""}>{_e(n)}</th>' for i, n in enumerate(names))
+    cells = "".join(f"<th{' class=n' if numeric_from <= i < end else ''}>{_e(n)}</th>" for i, n in enumerate(names))
     return f"<tr>{cells}</tr>"
 
 
@@ -534,8 +548,13 @@ _SCRIPT = """
 """
 
 _SECTIONS = (
-    ("splits", "Splits"), ("labels", "Labels"), ("examples", "Examples"), ("durations", "Durations"),
-    ("formats", "Formats"), ("rejected", "Rejected"), ("shards", "Shards"),
+    ("splits", "Splits"),
+    ("labels", "Labels"),
+    ("examples", "Examples"),
+    ("durations", "Durations"),
+    ("formats", "Formats"),
+    ("rejected", "Rejected"),
+    ("shards", "Shards"),
 )
 
 
@@ -548,8 +567,13 @@ def _header(dataset: str, info: DatasetInfo) -> str:
         ("total-hours", hours, f"{hours:.2f}", "hours of audio", ""),
         ("total-bytes", size, _bytes(size), "on storage", ""),
         ("total-labels", num_labels, f"{num_labels:,}", "labels", ""),
-        ("total-rejected", num_rejected, f"{num_rejected:,}", "rows rejected",
-         "" if rejected.get("passed", True) else " bad"),
+        (
+            "total-rejected",
+            num_rejected,
+            f"{num_rejected:,}",
+            "rows rejected",
+            "" if rejected.get("passed", True) else " bad",
+        ),
     ]
     card_html = "".join(
         f'<div class="card{bad}" id="{key}"{_data(value=value)}><div class="value">{_e(text)}</div>'
@@ -558,12 +582,17 @@ def _header(dataset: str, info: DatasetInfo) -> str:
     )
     created = f"{info.created} by {tool.get('name', 'audioflow')} {tool.get('version', '')}"
     created += f" (Beam {tool.get('beam_version', '?')})"
-    audio_text = (f"{audio.get('sample_format')}, {audio.get('sample_rate') or 'mixed'} Hz, "
-                  f"{audio.get('num_channels') or 'mixed'} channel(s), compression {info.compression}")
+    audio_text = (
+        f"{audio.get('sample_format')}, {audio.get('sample_rate') or 'mixed'} Hz, "
+        f"{audio.get('num_channels') or 'mixed'} channel(s), compression {info.compression}"
+    )
     about = [
         ("created", _e(created)),
-        ("manifest", f"<code>{_e(manifest.get('uri', ''))}</code>, {_e(manifest.get('num_rows', 0))} rows, "
-                     f"sha256 <code>{_e(str(manifest.get('sha256', ''))[:16])}…</code>"),
+        (
+            "manifest",
+            f"<code>{_e(manifest.get('uri', ''))}</code>, {_e(manifest.get('num_rows', 0))} rows, "
+            f"sha256 <code>{_e(str(manifest.get('sha256', ''))[:16])}…</code>",
+        ),
         ("audio root", f"<code>{_e(info.audio_root)}</code>"),
         ("audio", _e(audio_text)),
     ]
@@ -590,10 +619,17 @@ def _splits_section(info: DatasetInfo) -> str:
             _td(_bytes(split.num_bytes), numeric=True),
             _td(rejected, numeric=True, field="rejected"),
         ]
-        rows.append(_tr(
-            cells, split=name, num_examples=split.num_examples, num_shards=split.num_shards,
-            num_bytes=split.num_bytes, duration_seconds=split.duration_seconds, rejected=rejected,
-        ))
+        rows.append(
+            _tr(
+                cells,
+                split=name,
+                num_examples=split.num_examples,
+                num_shards=split.num_shards,
+                num_bytes=split.num_bytes,
+                duration_seconds=split.duration_seconds,
+                rejected=rejected,
+            )
+        )
     header = _th("split", "examples", "share", "shards", "duration", "size", "rejected rows")
     return f'<h2 id="splits">Splits</h2><table id="split-table">{header}{"".join(rows)}</table>'
 
@@ -611,8 +647,7 @@ def _labels_section(info: DatasetInfo, labels: list[str], shown: list[str]) -> s
         count = counts.get(label, 0)
         head = [_td(index, numeric=True), _td(label)] if named else [_td(label)]
         per_split = [
-            _td(info.splits[split].label_counts.get(label, 0), numeric=True, label_split=split)
-            for split in splits
+            _td(info.splits[split].label_counts.get(label, 0), numeric=True, label_split=split) for split in splits
         ]
         share = _td(f"{count / max(1, info.num_examples):.1%}", numeric=True)
         cells = [*head, _td(count, numeric=True, field="count"), share, *per_split]
@@ -670,10 +705,14 @@ def _durations_section(info: DatasetInfo, sample: ReportSample, shown: list[str]
     if sample.complete:
         source = f"all {sample.num_records:,} records of the dataset"
     else:
-        source = (f"a sample of {sample.num_records:,} records (the first records of the first shards "
-                  "of each split), not the whole dataset")
-    note = (f'<p class="note" id="sample-note"{_data(sample_records=sample.num_records)}'
-            f'{_data(complete=str(sample.complete).lower())}>Per label, from {_e(source)}:</p>')
+        source = (
+            f"a sample of {sample.num_records:,} records (the first records of the first shards "
+            "of each split), not the whole dataset"
+        )
+    note = (
+        f'<p class="note" id="sample-note"{_data(sample_records=sample.num_records)}'
+        f"{_data(complete=str(sample.complete).lower())}>Per label, from {_e(source)}:</p>"
+    )
     sampled = [label for label in shown if sample.durations.get(label)]
     plots = ""
     if sampled:
@@ -681,8 +720,13 @@ def _durations_section(info: DatasetInfo, sample: ReportSample, shown: list[str]
         if edges[0] == edges[-1]:
             edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
         plots = "".join(
-            _img(_label_duration_plot(label, sample.durations[label], edges), f"durations of {label}",
-                 plot="label-durations", duration_label=label, sample_count=len(sample.durations[label]))
+            _img(
+                _label_duration_plot(label, sample.durations[label], edges),
+                f"durations of {label}",
+                plot="label-durations",
+                duration_label=label,
+                sample_count=len(sample.durations[label]),
+            )
             for label in sampled
         )
     missing = [label for label in shown if not sample.durations.get(label)]
@@ -732,8 +776,11 @@ def _rejected_section(info: DatasetInfo) -> str:
     if not by_reason:
         return f'<h2 id="rejected">Rejected rows</h2>{summary}'
     rows = "".join(
-        _tr([_td(reason, code=True), _td(count, numeric=True), _td(REJECT_REASONS.get(reason, ""))],
-            reason=reason, count=count)
+        _tr(
+            [_td(reason, code=True), _td(count, numeric=True), _td(REJECT_REASONS.get(reason, ""))],
+            reason=reason,
+            count=count,
+        )
         for reason, count in by_reason.items()
     )
     parts = [summary, f'<table id="rejected-table">{_th("reason", "rows", "meaning", numeric_to=2)}{rows}</table>']
@@ -762,9 +809,14 @@ def _shards_section(info: DatasetInfo) -> str:
     shards = [shard for split_info in info.splits.values() for shard in split_info.files]
     rows = "".join(
         _tr(
-            [_td(shard.name, code=True), _td(shard.num_examples, numeric=True),
-             _td(_bytes(shard.num_bytes), numeric=True)],
-            shard=shard.name, num_examples=shard.num_examples, num_bytes=shard.num_bytes,
+            [
+                _td(shard.name, code=True),
+                _td(shard.num_examples, numeric=True),
+                _td(_bytes(shard.num_bytes), numeric=True),
+            ],
+            shard=shard.name,
+            num_examples=shard.num_examples,
+            num_bytes=shard.num_bytes,
         )
         for shard in shards[:MAX_TABLE_ROWS]
     )
@@ -790,9 +842,7 @@ def _problems_section(sample: ReportSample) -> str:
     )
 
 
-def render_html_report(
-    dataset: str, info: DatasetInfo, sample: ReportSample, *, max_labels: int = MAX_LABELS
-) -> str:
+def render_html_report(dataset: str, info: DatasetInfo, sample: ReportSample, *, max_labels: int = MAX_LABELS) -> str:
     """Returns the page as one string: dataset.json's numbers plus the sample's durations and clips."""
     labels = label_order(info)
     shown = labels[:max_labels]
@@ -838,7 +888,9 @@ def write_html_report(dataset: str, info: DatasetInfo, path: str, examples_per_l
     shown = label_order(info)[:MAX_LABELS]
     sample = sample_dataset(dataset, info, examples_per_label=examples_per_label, labels=shown)
     _LOGGER.info(
-        "report: sampled %d records (%s) from %d shards", sample.num_records, _bytes(sample.num_bytes),
+        "report: sampled %d records (%s) from %d shards",
+        sample.num_records,
+        _bytes(sample.num_bytes),
         len(sample.shards_read),
     )
     write_text_atomically(path, render_html_report(dataset, info, sample))
