@@ -35,6 +35,7 @@ from audioflow.beam.options import IngestOptions
 from audioflow.beam.paths import OutsideRootError, is_remote, real_path_inside, resolve_blob
 from audioflow.beam.records import PlannedRow, Rejection, ShardStats, ShardWritten
 from audioflow.beam.row_coders import register_row_coders
+from audioflow.beam.storage import read_bytes, stat_object
 from audioflow.beam.tfrecord import frame_record
 
 __all__ = ["IngestDataset", "temp_folder"]
@@ -225,9 +226,11 @@ class _StatFilesFn(beam.DoFn):
 
     def _stat(self, planned: PlannedRow) -> PlannedRow | Rejection:
         line = planned.row.line
+        generation = None
         try:
             if is_remote(planned.uri):
-                size = FileSystems.get_filesystem(planned.uri).metadata(planned.uri).size_in_bytes
+                stat = stat_object(planned.uri)  # gs://: one metadata GET on this thread's client
+                size, generation = stat.size, stat.generation
             else:
                 real = self._real_path(planned.uri)
                 if not os.path.isfile(real):
@@ -249,7 +252,7 @@ class _StatFilesFn(beam.DoFn):
                 "too_large",
                 f"line {line}: {planned.uri} has {size} bytes, over --max-file-size {limit}",
             )
-        return PlannedRow(planned.row, planned.split, planned.uri, planned.label, planned.label_name, size)
+        return PlannedRow(planned.row, planned.split, planned.uri, planned.label, planned.label_name, size, generation)
 
 
 def _shard_key(planned: PlannedRow, split_bytes: dict[str, int], shard_size: int) -> tuple[tuple[str, int], PlannedRow]:
@@ -323,8 +326,9 @@ class _WriteShardFn(beam.DoFn):
         name = planned.uri
         try:
             if is_remote(planned.uri):
-                with FileSystems.open(planned.uri, compression_type=CompressionTypes.UNCOMPRESSED) as remote:
-                    source: str | bytes = remote.read()
+                # gs://: one media GET of at most size + 1 bytes, of the generation StatFiles saw; an
+                # object replaced since raises ObjectChangedError, an `unreadable` rejection.
+                source: str | bytes = read_bytes(planned.uri, planned.size, planned.generation)
             else:
                 source = planned.uri
             decoded = decode_audio(source, self._options.audio, name=name)

@@ -26,6 +26,7 @@ class PlannedRow:
     label: int
     label_name: str | None
     size: int = -1  # bytes on storage, known after StatFiles
+    generation: int | None = None  # gs:// object generation seen by StatFiles; the read insists on it
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,7 @@ def _planned_fields(planned: PlannedRow) -> tuple:
     row = planned.row
     return (
         *(row.line, row.label, row.blob, row.split, row.problem),
-        *(planned.split, planned.uri, planned.label, planned.label_name, planned.size),
+        *(planned.split, planned.uri, planned.label, planned.label_name, planned.size, planned.generation),
     )
 
 

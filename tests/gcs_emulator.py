@@ -8,15 +8,19 @@ gs:// client ignores all of this: it always calls https://www.googleapis.com and
 https://storage.googleapis.com. `TensorflowGcsProxy` reaches it anyway: a loopback HTTPS proxy
 (libcurl in TensorFlow honours https_proxy and CURL_CA_BUNDLE) that terminates TLS with a throwaway
 certificate for those two names and forwards the bytes to the emulator; it refuses any other host,
-so nothing leaves 127.0.0.1.
+so nothing leaves 127.0.0.1. `LatencyProxy` stands between a client and the emulator: it delays every
+request as a distant server would and counts requests by kind (bench/gcs_latency.py, test_storage_remote.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import datetime
 import json
 import os
+import re
 import select
 import socket
 import ssl
@@ -35,7 +39,8 @@ from typing import Any
 import pytest
 
 __all__ = [
-    "EmulatedGcs", "TensorflowGcsProxy", "credentials_info", "emulator_environment", "gcs", "start_emulator",
+    "EmulatedGcs", "LatencyProxy", "TensorflowGcsProxy", "credentials_info", "emulator_environment", "gcs",
+    "request_kind", "start_emulator",
 ]
 
 PROJECT = "audioflow-test"
@@ -236,6 +241,139 @@ class TensorflowGcsProxy:
                     if not data:
                         return
                     target.sendall(data)
+
+
+class LatencyProxy:
+    """A loopback TCP proxy to `upstream_port` that waits `delay` seconds before forwarding each HTTP request.
+
+    A request starts when the client sends bytes after the server has answered (or on a new
+    connection), which is how HTTP/1.1 keep-alive alternates; so every request, however requests are
+    spread over connections, pays the delay once, as a round trip to a distant server does. Requests
+    are counted (`requests`, and `kinds` by `request_kind`), and so are client connections.
+
+    It runs on one asyncio event loop in a thread of its own: waiting costs no thread, and with
+    hundreds of requests in flight the proxy spends microseconds per request rather than the
+    milliseconds of GIL hand-offs between two threads per connection. Both legs set TCP_NODELAY, as
+    any HTTP client does, so small answers are not held back by Nagle's algorithm.
+    """
+
+    def __init__(self, upstream_port: int, delay: float = 0.0):
+        self._upstream_port = upstream_port
+        self.delay = delay  # seconds; may be changed while the proxy runs
+        self.requests = 0
+        self.connections = 0
+        self.kinds: collections.Counter[str] = collections.Counter()
+        self._tasks: set[asyncio.Task] = set()
+        self._loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="latency-proxy", daemon=True)
+        self._thread.start()
+        started.wait()
+
+    def _run(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
+        self.port = self._server.sockets[0].getsockname()[1]
+        started.set()
+        self._loop.run_forever()
+
+    def reset(self) -> None:
+        """Zeroes the counters."""
+        self.requests = self.connections = 0
+        self.kinds.clear()
+
+    def close(self) -> None:
+        """Stops listening, drops every connection and ends the proxy's thread."""
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _no_delay(writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        # The event loop holds tasks weakly: keep each connection's task alive until it ends.
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self._relay(client_reader, client_writer)
+        except asyncio.CancelledError:  # close(): the connection is dropped, not an error
+            pass
+        finally:
+            self._tasks.discard(task)
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._no_delay(client_writer)
+        self.connections += 1
+        answered = [True]  # set by the answering leg: the client's next bytes start a new request
+        upstream_writer: asyncio.StreamWriter | None = None
+        answers: asyncio.Task | None = None
+        try:
+            while data := await client_reader.read(1 << 16):
+                if answered[0]:
+                    answered[0] = False
+                    self.requests += 1
+                    self.kinds[request_kind(data)] += 1
+                    if self.delay:
+                        await asyncio.sleep(self.delay)
+                if upstream_writer is None:
+                    # Connected only after the first delay, as the threaded emulator would otherwise
+                    # hold a thread per waiting connection.
+                    upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self._upstream_port)
+                    self._no_delay(upstream_writer)
+                    answers = asyncio.create_task(self._answer(upstream_reader, client_writer, answered))
+                    self._tasks.add(answers)
+                    answers.add_done_callback(self._tasks.discard)
+                if upstream_writer.is_closing():
+                    break
+                upstream_writer.write(data)
+                await upstream_writer.drain()
+            if upstream_writer is not None and not upstream_writer.is_closing():
+                upstream_writer.write_eof()
+            if answers is not None:
+                await answers
+        except OSError:
+            pass
+        finally:
+            for writer in (upstream_writer, client_writer):
+                if writer is not None:
+                    writer.close()
+            if answers is not None:
+                answers.cancel()
+
+    @staticmethod
+    async def _answer(upstream: asyncio.StreamReader, client: asyncio.StreamWriter, answered: list[bool]) -> None:
+        with contextlib.suppress(OSError):
+            while data := await upstream.read(1 << 16):
+                answered[0] = True
+                client.write(data)
+                await client.drain()
+            client.write_eof()
+
+
+def request_kind(request: bytes) -> str:
+    """The request line with bucket and object names elided, e.g. `GET /download/b/…/o/… alt=media`."""
+    line = request.split(b"\r\n", 1)[0].decode("latin-1")
+    method, _, rest = line.partition(" ")
+    path, _, query = rest.partition(" ")[0].partition("?")
+    path = re.sub(r"/b/[^/]+", "/b/…", path)
+    path = re.sub(r"/o/.+", "/o/…", path)
+    path = re.sub(r"^/download/storage/v1", "/download", path)
+    keep = [q for q in query.split("&") if q.startswith(("alt=", "uploadType="))]
+    return " ".join([method, path, *keep])
 
 
 @dataclass

@@ -29,7 +29,13 @@ MANIFEST_ROWS = [
 PLANNED_ROWS = [
     PlannedRow(row=MANIFEST_ROWS[0], split="train", uri="/data/a.wav", label=0, label_name="dog"),
     PlannedRow(
-        row=MANIFEST_ROWS[1], split="test", uri="gs://b/日本語.flac", label=-(2**63), label_name=None, size=2**40
+        row=MANIFEST_ROWS[1],
+        split="test",
+        uri="gs://b/日本語.flac",
+        label=-(2**63),
+        label_name=None,
+        size=2**40,
+        generation=1764121200123456,
     ),
 ]
 REJECTIONS = [

@@ -1,0 +1,237 @@
+"""beam/storage.py's per-file remote reads (`stat_object`, `stat_size`, `read_bytes`) on the GCS emulator.
+
+What the ingest job relies on: a missing object is a FileNotFoundError (a `missing` rejection), the
+size is known from one metadata request, a read is one media request and is refused when the object
+is no longer the one stat()ed, errors are one line, and the same calls work on local paths (the
+scheme-independent fallback through Beam's FileSystems). Requests are counted by a proxy in front of
+the emulator (`LatencyProxy` with no delay), not by patching the client.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apache_beam.io.filesystem import BeamIOError
+
+from audioflow.beam.storage import (
+    ObjectChangedError,
+    ObjectStat,
+    RemoteStorageError,
+    read_bytes,
+    stat_object,
+    stat_size,
+)
+
+from gcs_emulator import EmulatedGcs, LatencyProxy
+
+BUCKET = "audioflow-storage-remote"
+
+
+@pytest.fixture(scope="module")
+def bucket(gcs: EmulatedGcs) -> str:
+    return gcs.create_bucket(BUCKET)
+
+
+def in_new_thread(fn: Callable[[], Any]) -> Any:
+    """Runs fn in a thread of its own, so it makes its own storage client (clients are per thread)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as error:  # handed to the caller
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@pytest.fixture
+def counted(gcs: EmulatedGcs) -> Iterator[Callable[[Callable[[], Any]], tuple[Any, dict[str, int]]]]:
+    """Runs a function with a fresh client that reaches the emulator through a counting proxy.
+
+    Returns (the function's value, requests by kind).
+    """
+    proxy = LatencyProxy(int(gcs.host.rsplit(":", 1)[1]))
+
+    def run(fn: Callable[[], Any]) -> tuple[Any, dict[str, int]]:
+        saved = os.environ["STORAGE_EMULATOR_HOST"]
+        os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{proxy.port}"
+        proxy.reset()
+        try:
+            value = in_new_thread(fn)
+        finally:
+            os.environ["STORAGE_EMULATOR_HOST"] = saved
+        return value, dict(proxy.kinds)
+
+    try:
+        yield run
+    finally:
+        proxy.close()
+
+
+def object_requests(kinds: dict[str, int]) -> dict[str, int]:
+    """The requests about objects. google-cloud-storage (3.17+) also fetches each bucket's metadata once per
+    client, in a background thread, for its tracing attributes; with one client per thread that is one
+    request per thread and bucket, not per file, and it may or may not have gone out yet."""
+    assert kinds.get("GET /storage/v1/b/…", 0) <= 1, kinds
+    return {kind: n for kind, n in kinds.items() if kind != "GET /storage/v1/b/…"}
+
+
+def test_stat_gives_size_and_generation(gcs: EmulatedGcs, bucket: str) -> None:
+    uri = gcs.write_bytes(f"{bucket}/stat/clip.wav", b"RIFF" + bytes(1000))
+    blob = gcs.client.bucket(BUCKET).get_blob("stat/clip.wav")
+    assert stat_object(uri) == ObjectStat(1004, int(blob.generation))
+    assert stat_size(uri) == 1004
+
+
+def test_stat_is_one_metadata_request_and_read_one_media_request(gcs: EmulatedGcs, bucket: str, counted) -> None:
+    data = os.urandom(5000)
+    uri = gcs.write_bytes(f"{bucket}/count/a b+é.wav", data)  # a name that needs quoting
+    (size, kinds) = counted(lambda: stat_size(uri))
+    assert size == 5000
+    assert object_requests(kinds) == {"GET /storage/v1/b/…/o/…": 1}
+    (read, kinds) = counted(lambda: read_bytes(uri, expected_size=5000))
+    assert read == data
+    assert object_requests(kinds) == {"GET /download/b/…/o/… alt=media": 1}
+
+
+def test_one_client_per_thread_keeps_its_connection(gcs: EmulatedGcs, bucket: str, counted) -> None:
+    uris = [gcs.write_bytes(f"{bucket}/reuse/{i}.wav", bytes([i]) * 100) for i in range(5)]
+
+    def stat_and_read_all() -> list[bytes]:
+        return [read_bytes(uri, expected_size=stat_size(uri)) for uri in uris]
+
+    (datas, kinds) = counted(stat_and_read_all)
+    assert datas == [bytes([i]) * 100 for i in range(5)]
+    assert sum(object_requests(kinds).values()) == 10  # no reloads: 2 requests per file, on one client
+
+
+def test_missing_object_and_bucket_are_file_not_found(bucket: str) -> None:
+    for uri in (f"{bucket}/nothing/here.wav", "gs://audioflow-no-such-bucket/a.wav"):
+        with pytest.raises(FileNotFoundError):
+            stat_size(uri)
+        with pytest.raises(FileNotFoundError):
+            read_bytes(uri)
+        with pytest.raises(FileNotFoundError):
+            read_bytes(uri, expected_size=10)
+
+
+def test_read_without_expectations_reads_everything(gcs: EmulatedGcs, bucket: str) -> None:
+    data = os.urandom(300_000)
+    uri = gcs.write_bytes(f"{bucket}/plain/big.wav", data)
+    assert read_bytes(uri) == data
+
+
+def test_empty_object(gcs: EmulatedGcs, bucket: str) -> None:
+    uri = gcs.write_bytes(f"{bucket}/empty/zero.wav", b"")
+    assert stat_size(uri) == 0
+    assert read_bytes(uri, expected_size=0) == b""
+
+
+@pytest.mark.parametrize(
+    ("replacement", "says"),
+    [(b"x" * 2000, "more than 1000"), (b"x" * 10, "10 now"), (b"", "0 now")],
+    ids=["grown", "shrunk", "emptied"],
+)
+def test_object_replaced_after_stat_is_refused(gcs: EmulatedGcs, bucket: str, replacement: bytes, says: str) -> None:
+    uri = gcs.write_bytes(f"{bucket}/replaced/{len(replacement)}.wav", b"y" * 1000)
+    stat = stat_object(uri)
+    gcs.write_bytes(uri, replacement)
+    with pytest.raises(ObjectChangedError, match=says) as caught:
+        read_bytes(uri, expected_size=stat.size, generation=None)
+    assert "\n" not in str(caught.value)
+    assert isinstance(caught.value, OSError)
+
+
+def test_read_at_the_stat_generation(gcs: EmulatedGcs, bucket: str) -> None:
+    """The generation is sent as ifGenerationMatch (Cloud Storage answers 412 once the object is replaced;
+    the emulator does not check preconditions, so only the matching case is exercised here)."""
+    uri = gcs.write_bytes(f"{bucket}/generation/clip.wav", b"z" * 64)
+    stat = stat_object(uri)
+    assert stat.generation is not None
+    assert read_bytes(uri, expected_size=stat.size, generation=stat.generation) == b"z" * 64
+
+
+class _Forbidding(http.server.BaseHTTPRequestHandler):
+    """Answers every request as Cloud Storage answers a caller without access: 403 and a JSON body on many lines."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {"error": {"code": 403, "message": "caller does not have storage.objects.get access\nto the object.",
+                       "errors": [{"reason": "forbidden"}]}},
+            indent=2,
+        ).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_refused_request_is_one_line(gcs: EmulatedGcs) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidding)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    saved = os.environ["STORAGE_EMULATOR_HOST"]
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{server.server_address[1]}"
+    uri = "gs://private-bucket/x.wav"
+    try:
+        for call in (lambda: stat_size(uri), lambda: read_bytes(uri, expected_size=3), lambda: read_bytes(uri)):
+            with pytest.raises(RemoteStorageError) as caught:
+                in_new_thread(call)
+            message = str(caught.value)
+            assert "\n" not in message, message
+            assert message.startswith(uri + ": HTTP 403: "), message
+        with pytest.raises(RemoteStorageError, match=r"storage\.objects\.get access to the object"):
+            in_new_thread(lambda: stat_size(uri))  # the JSON API's own reason, on one line
+    finally:
+        os.environ["STORAGE_EMULATOR_HOST"] = saved
+        server.shutdown()
+        server.server_close()
+
+
+def test_not_an_object_uri(bucket: str) -> None:
+    with pytest.raises(ValueError, match="not a gs:// object"):
+        stat_size(bucket + "/")
+
+
+def test_many_threads_read_the_right_bytes(gcs: EmulatedGcs, bucket: str) -> None:
+    payloads = {f"{bucket}/threads/{i:03d}.wav": os.urandom(1000 + i) for i in range(64)}
+    for uri, data in payloads.items():
+        gcs.write_bytes(uri, data)
+
+    def fetch(uri: str) -> bytes:
+        return read_bytes(uri, expected_size=stat_size(uri))
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(fetch, payloads)) == list(payloads.values())
+
+
+def test_local_files_go_through_beam_filesystems(tmp_path: Path) -> None:
+    path = tmp_path / "clip.wav"
+    path.write_bytes(b"local" * 10)
+    assert stat_size(str(path)) == 50
+    assert stat_object(str(path)) == ObjectStat(50, None)
+    assert read_bytes(str(path), expected_size=50) == b"local" * 10
+    assert read_bytes(str(path)) == b"local" * 10
+    with pytest.raises(ObjectChangedError, match="more than 40"):
+        read_bytes(str(path), expected_size=40)
+    with pytest.raises(ObjectChangedError, match="60 bytes then, 50 now"):
+        read_bytes(str(path), expected_size=60)
+    with pytest.raises(BeamIOError):  # Beam's own error for a missing file (the pipeline then checks exists())
+        stat_size(str(tmp_path / "missing.wav"))
