@@ -3,35 +3,49 @@
 Cloud Storage answers each request after tens of milliseconds however small the object, so a job
 that fetches one file at a time is bound by requests × latency, not by bandwidth or CPU. This
 puts a loopback proxy that delays the first bytes of every HTTP request by `--latency-ms` in front
-of the GCS emulator (tests/gcs_emulator.py), uploads N clips and a manifest, and runs:
+of the GCS emulator (tests/gcs_emulator.LatencyProxy), uploads N clips and a manifest, and runs:
 
   sequential fetch  a plain loop downloading each object with google-cloud-storage (no decoding,
                     no writing): the cost of fetching one file at a time, the floor of a naive job;
   audioflow, 1 in flight   `audioflow ingest --fetch-concurrency 1` (stat and fetch one at a time);
-  audioflow (default)      16 stats and fetches in flight per worker for remote audio.
+  audioflow (default)      the default number of stats and fetches in flight for remote audio;
+  audioflow, N in flight   for each --concurrency N;
+  audioflow, local files   the same clips from local disk: what the job costs with no object store
+                           at all, a bound on any gs:// run (start-up, decoding, writing).
 
-The emulator is a Python process (run on a threaded HTTP server here), so absolute rates measure
-it as much as the latency; what matters is how much of the per-request latency each contender
-hides. The output goes to a local folder so that only reads cross the proxy. Prints a Markdown
-table (or appends it to RESULTS.md's notes with --results).
+Every contender runs --repeat times, round robin (A B C A B C ...), and the median is reported with
+the range. --audioflow LABEL=COMMAND (repeatable) compares builds in the same session, e.g. a patched
+copy of the repository: `--audioflow main=.venv/bin/audioflow --audioflow new="python /tmp/copy/af.py"`.
 
-Usage: gcs_latency.py [--clips 1000] [--latency-ms 30] [--results bench/RESULTS.md]
+Before the contenders, the emulator's own cost is measured through the proxy at 0 ms (metadata and
+media GETs, one at a time and 16 at a time): it is the ceiling. With R requests per file, no amount
+of concurrency makes a file cheaper than R × (the emulator's cost per request when saturated), so
+the best ratio to the sequential loop is (latency + one media GET) / (R × that cost).
+
+The emulator is a Python process. It runs here on a threaded HTTP server with HTTP/1.1 keep-alive
+and TCP_NODELAY (as Cloud Storage keeps connections open; without keep-alive every request paid a
+new connection and a new thread), and without rewriting its whole object index as JSON after every
+upload (in-memory mode never reads it back; uploads were quadratic in N). The output goes to a local
+folder so that only reads cross the proxy. Prints a Markdown table (or appends it to RESULTS.md's
+notes with --results).
+
+Usage: gcs_latency.py [--clips 1000] [--latency-ms 30] [--repeat 3] [--concurrency 32 ...]
+                      [--audioflow LABEL=COMMAND ...] [--results bench/RESULTS.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import json
 import os
-import re
+import shlex
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -43,96 +57,20 @@ from data import VARIANTS, make_workload  # noqa: E402
 from monitor import run_measured  # noqa: E402
 from run import AUDIOFLOW, PYTHON, contender_env  # noqa: E402
 
-from gcs_emulator import EmulatedGcs, credentials_info, emulator_environment  # noqa: E402
+from gcs_emulator import EmulatedGcs, LatencyProxy, credentials_info, emulator_environment  # noqa: E402
 
 BUCKET = "audioflow-bench"
 
 
-class LatencyProxy:
-    """A loopback TCP proxy to `upstream_port` that waits `delay` seconds before forwarding each request.
-
-    A request starts when the client sends bytes after the server has answered (or on a new
-    connection), which is how HTTP/1.1 keep-alive alternates; so every request, however it is
-    pipelined into connections, pays the delay once, as a round trip to a distant server does.
-    """
-
-    def __init__(self, upstream_port: int, delay: float):
-        self._upstream_port = upstream_port
-        self.delay = delay  # seconds; may be changed while the proxy runs
-        self.requests = 0
-        self.kinds: collections.Counter[str] = collections.Counter()  # "GET /storage/v1/b/…/o/… alt=media"
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, name="latency-proxy", daemon=True).start()
-
-    def close(self) -> None:
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:  # closed
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        with contextlib.ExitStack() as stack:
-            stack.callback(client.close)
-            first = client.recv(1 << 16)
-            if not first:
-                return
-            self._wait(first)
-            # Only now connect: the emulator serves one connection at a time, so connecting before
-            # the delay would make it wait out every request's latency in turn.
-            upstream = stack.enter_context(socket.create_connection(("127.0.0.1", self._upstream_port)))
-            upstream.sendall(first)
-            new_request = threading.Event()
-
-            def answers() -> None:
-                with contextlib.suppress(OSError):
-                    while data := upstream.recv(1 << 16):
-                        new_request.set()
-                        client.sendall(data)
-                with contextlib.suppress(OSError):
-                    client.shutdown(socket.SHUT_WR)
-
-            reader = threading.Thread(target=answers, daemon=True)
-            reader.start()
-            with contextlib.suppress(OSError):
-                while data := client.recv(1 << 16):
-                    if new_request.is_set():
-                        new_request.clear()
-                        self._wait(data)
-                    upstream.sendall(data)
-                upstream.shutdown(socket.SHUT_WR)
-            reader.join()
-
-    def _wait(self, request: bytes) -> None:
-        with self._lock:
-            self.requests += 1
-            self.kinds[_kind(request)] += 1
-        if self.delay:
-            time.sleep(self.delay)
-
-
-def _kind(request: bytes) -> str:
-    """The request line with bucket and object names replaced, so requests can be counted by kind."""
-    line = request.split(b"\r\n", 1)[0].decode("latin-1")
-    method, _, rest = line.partition(" ")
-    path, _, query = rest.partition(" ")[0].partition("?")
-    path = re.sub(r"/b/[^/]+", "/b/…", path)
-    path = re.sub(r"/o/.+", "/o/…", path)
-    path = re.sub(r"^/download/storage/v1", "/download", path)
-    keep = [q for q in query.split("&") if q.startswith(("alt=", "uploadType="))]
-    return " ".join([method, path, *keep])
-
-
 # gcp-storage-emulator serves one request at a time (http.server.HTTPServer), which would measure the
-# emulator rather than latency hiding; the benchmark runs it on ThreadingHTTPServer (reads only).
+# emulator rather than latency hiding; the benchmark runs it on ThreadingHTTPServer, speaking HTTP/1.1
+# with keep-alive (its answers always carry Content-Length) and TCP_NODELAY (else each small answer
+# waits ~40 ms for a delayed ACK), and with the in-memory index no longer serialised on every upload.
 THREADED_EMULATOR = (
     "import http.server, sys; http.server.HTTPServer = http.server.ThreadingHTTPServer; "
+    "import gcp_storage_emulator.server as server, gcp_storage_emulator.storage as storage; "
+    "server.RequestHandler.protocol_version = 'HTTP/1.1'; server.RequestHandler.disable_nagle_algorithm = True; "
+    "storage.Storage._write_config_to_file = lambda self: None; "
     "from gcp_storage_emulator.__main__ import main; main(sys.argv[1:])"
 )
 
@@ -171,13 +109,54 @@ print(len(rows), total)
 """
 
 
+EMULATOR_COST = """
+import json, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+bucket_name, names = sys.argv[1], sys.argv[2:]
+local = threading.local()
+def bucket():
+    if not hasattr(local, "bucket"):
+        client = storage.Client(project="audioflow-test", credentials=AnonymousCredentials())
+        local.bucket = client.bucket(bucket_name)
+    return local.bucket
+ops = {"metadata GET": lambda name: bucket().get_blob(name),
+       "media GET": lambda name: bucket().blob(name).download_as_bytes(raw_download=True)}
+result = {}
+for label, op in ops.items():
+    for threads in (1, 16):
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(op, names[:threads * 4]))  # connections and clients made
+            start = time.perf_counter()
+            list(pool.map(op, names))
+            result[f"{label}, {threads} at a time"] = (time.perf_counter() - start) / len(names) * 1000
+print(json.dumps(result))
+"""
+
+
+def measure_emulator(env: dict[str, str], names: list[str]) -> dict[str, float]:
+    """Milliseconds per request (wall time / requests) for metadata and media GETs, 1 and 16 at a time."""
+    completed = subprocess.run(
+        [PYTHON, "-c", EMULATOR_COST, BUCKET, *names], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=30.0)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per contender, round robin (median reported)")
+    parser.add_argument("--concurrency", type=int, action="append", default=[],
+                        help="also run audioflow with this --fetch-concurrency (repeatable)")
+    parser.add_argument("--audioflow", action="append", default=[], metavar="LABEL=COMMAND",
+                        help="an audioflow build to measure (repeatable; default: this venv's audioflow)")
+    parser.add_argument("--no-one-in-flight", action="store_true", help="skip `--fetch-concurrency 1` (slow)")
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     parser.add_argument("--results", type=Path, help="append the table to this file (RESULTS.md's notes)")
     args = parser.parse_args()
+    builds = [spec.split("=", 1) for spec in args.audioflow] or [["", AUDIOFLOW]]
 
     workload = make_workload(args.out / "data", VARIANTS["wav"], args.clips)
     process, host = start_threaded_emulator()
@@ -195,28 +174,55 @@ def main() -> None:
         print(f"uploading {args.clips} clips to the emulator", file=sys.stderr, flush=True)
         gcs.create_bucket(BUCKET)
         gcs.upload_file(workload.manifest, f"gs://{BUCKET}/manifest.csv")
-        for line in workload.manifest.read_text().splitlines()[1:]:
-            blob = line.split(",", 1)[1]
+        blobs = [line.split(",", 1)[1] for line in workload.manifest.read_text().splitlines()[1:]]
+        for blob in blobs:
             gcs.upload_file(workload.audio_root / blob, f"gs://{BUCKET}/{blob}")
+
+        print("measuring the emulator through the proxy at 0 ms", file=sys.stderr, flush=True)
+        emulator = measure_emulator(env, blobs[: min(len(blobs), 800)])
         proxy.delay = args.latency_ms / 1000
 
-        ingest = [AUDIOFLOW, "ingest", "--manifest", f"gs://{BUCKET}/manifest.csv", "--output"]
-        contenders = {
-            "sequential fetch (google-cloud-storage loop)": [PYTHON, "-c", SEQUENTIAL_FETCH, BUCKET, "manifest.csv"],
-            "audioflow, 1 in flight": [*ingest, str(folder / "one"), "--fetch-concurrency", "1"],
-            "audioflow (default: 16 in flight)": [*ingest, str(folder / "default")],
+        ingest = ["ingest", "--manifest", f"gs://{BUCKET}/manifest.csv", "--output"]
+        contenders: dict[str, tuple[list[str], dict[str, str]]] = {
+            "sequential fetch (google-cloud-storage loop)": (
+                [PYTHON, "-c", SEQUENTIAL_FETCH, BUCKET, "manifest.csv"], env),
         }
-        rows = []
-        kinds = {}
-        for name, command in contenders.items():
-            proxy.kinds.clear()
-            before = proxy.requests
-            result = run_measured(command, args.out / "logs" / f"gcs-{name.split(' ')[0]}-{len(rows)}.log", env=env)
-            requests = proxy.requests - before
-            kinds[name] = dict(proxy.kinds)
-            status = f"{result.wall_seconds:.1f}" if result.ok else f"FAILED (exit {result.returncode})"
-            rows.append((name, status, args.clips / result.wall_seconds, requests, result.peak_rss_bytes))
-            print(f"  {name:<45} {status} s, {requests} requests", file=sys.stderr, flush=True)
+        for label, command in builds:
+            tag = f" [{label}]" if label else ""
+            base = shlex.split(command)
+            out = folder / f"out-{len(contenders)}"
+            if not args.no_one_in_flight:
+                contenders[f"audioflow{tag}, 1 in flight"] = (
+                    [*base, *ingest, str(out) + "-1", "--fetch-concurrency", "1"], env)
+            contenders[f"audioflow{tag} (default in flight)"] = ([*base, *ingest, str(out) + "-d"], env)
+            for n in args.concurrency:
+                contenders[f"audioflow{tag}, {n} in flight"] = (
+                    [*base, *ingest, str(out) + f"-{n}", "--fetch-concurrency", str(n)], env)
+            # The same clips from local disk: the job with no object store at all.
+            contenders[f"audioflow{tag}, local files (no object store)"] = (
+                [*base, "ingest", "--manifest", str(workload.manifest), "--output", str(out) + "-local"],
+                contender_env())
+        walls: dict[str, list[float]] = {name: [] for name in contenders}
+        failed: dict[str, int] = {}
+        requests: dict[str, int] = {}
+        kinds: dict[str, dict[str, int]] = {}
+        peaks: dict[str, int] = {}
+        for round_ in range(args.repeat):
+            for name, (command, run_env) in contenders.items():
+                for path in folder.glob("out-*"):
+                    shutil.rmtree(path, ignore_errors=True)
+                proxy.reset()
+                slug = "".join(c if c.isalnum() else "-" for c in name)[:60]
+                result = run_measured(command, args.out / "logs" / f"gcs-{slug}-{round_}.log", env=run_env)
+                requests[name], kinds[name] = proxy.requests, dict(proxy.kinds)
+                peaks[name] = max(peaks.get(name, 0), result.peak_rss_bytes)
+                if result.ok:
+                    walls[name].append(result.wall_seconds)
+                else:
+                    failed[name] = result.returncode
+                status = f"{result.wall_seconds:.1f} s" if result.ok else f"FAILED (exit {result.returncode})"
+                print(f"  [{round_ + 1}/{args.repeat}] {name:<50} {status}, {proxy.requests} requests, "
+                      f"others' cores {result.others_cores:.2f}", file=sys.stderr, flush=True)
     finally:
         if proxy is not None:
             proxy.close()
@@ -224,20 +230,43 @@ def main() -> None:
         process.wait(timeout=10)
         shutil.rmtree(folder, ignore_errors=True)
 
-    bound = rows[0][3] * args.latency_ms / 1000
+    sequential = next(iter(contenders))
+    seq_wall = statistics.median(walls[sequential]) if walls[sequential] else float("nan")
+    rows = []
+    for name in contenders:
+        if name in failed or not walls[name]:
+            rows.append(f"| {name} | FAILED (exit {failed.get(name)}) | | | | | |")
+            continue
+        wall = statistics.median(walls[name])
+        spread = f" ({min(walls[name]):.1f}–{max(walls[name]):.1f})" if len(walls[name]) > 1 else ""
+        per_file = f"{requests[name] / args.clips:.2f}" if requests[name] else "0 (local)"
+        rows.append(f"| {name} | {wall:.1f}{spread} | {args.clips / wall:,.0f} | {seq_wall / wall:.2f}× "
+                    f"| {requests[name]:,} | {per_file} | {peaks[name] / 1e6:,.0f} |")
+    saturated = min(emulator["metadata GET, 16 at a time"], emulator["media GET, 16 at a time"])
+    media_one = emulator["media GET, 1 at a time"]
+    ceiling = [f"R = {r}: {(args.latency_ms + media_one) / (r * saturated):.1f}×" for r in (1, 2, 5)]
     lines = [
-        f"### gs:// with {args.latency_ms:g} ms per request ({args.clips:,} five-second WAV clips on the GCS emulator)",
+        f"### gs:// with {args.latency_ms:g} ms per request ({args.clips:,} five-second WAV clips on the GCS "
+        f"emulator, median of {args.repeat})",
         "",
-        "| contender | wall s | files/s | requests through the proxy | peak RSS MB |",
-        "|---|---:|---:|---:|---:|",
-        *(f"| {n} | {w} | {f:,.0f} | {r:,} | {p / 1e6:,.0f} |" for n, w, f, r, p in rows),
+        "| contender | wall s | files/s | vs sequential | requests through the proxy | requests per file "
+        "| peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *rows,
         "",
-        f"One request at a time costs at least requests × latency: {bound:.0f} s for the sequential loop's "
-        f"{rows[0][3]:,} requests.",
+        f"One request at a time costs at least requests × latency: "
+        f"{requests[sequential] * args.latency_ms / 1000:.0f} s for the sequential loop's "
+        f"{requests[sequential]:,} requests.",
         "",
-        "Requests by kind (bucket and object names elided):",
+        "The emulator's own cost through the proxy at 0 ms (wall ms per request, one google-cloud-storage client "
+        "per thread): " + ", ".join(f"{k} {v:.2f}" for k, v in emulator.items()) + ".",
+        f"Ceiling of the ratio to the sequential loop with R requests per file, the emulator saturated at "
+        f"{saturated:.2f} ms per request: " + ", ".join(ceiling) + " (before any of the job's own work).",
         "",
-        *(f"- {name}: " + ", ".join(f"`{k}` ×{n:,}" for k, n in sorted(kind.items())) for name, kind in kinds.items()),
+        "Requests by kind (bucket and object names elided), last run:",
+        "",
+        *(f"- {name}: " + ", ".join(f"`{k}` ×{n:,}" for k, n in sorted(kind.items()))
+          for name, kind in kinds.items() if kind),
     ]
     text = "\n".join(lines)
     print(text)
