@@ -42,10 +42,11 @@ BAD_ROWS = {
     "bad_blob": 500,
 }
 GOOD_ROWS = ROWS - sum(BAD_ROWS.values())
-# Measured: 633-646 MiB (2 vCPU, 24 GB; 171 MiB of shards written). The local runner keeps each
-# step's rows in memory (about 2.3 KB a row), never audio, which is read, encoded and streamed to a
-# shard file a clip at a time. The limit leaves room for other machines and allocators.
-PEAK_RSS_LIMIT = 1536 * 1024**2
+# Measured: 403 MiB (2 vCPU, 24 GB; 171 MiB of shards written); 633-646 MiB before rows had their
+# own coders (beam/row_coders.py). The local runner keeps each step's rows in memory (about 1.2 KB a
+# row), never audio, which is read, encoded and streamed to a shard file a clip at a time. The limit
+# leaves room for other machines and allocators, and fails if rows fall back to pickling.
+PEAK_RSS_LIMIT = 600 * 1024**2
 SOURCES = [(8000, 0.01, 1, "wav"), (16000, 0.01, 2, "wav"), (16000, 0.02, 1, "flac"), (22050, 0.01, 1, "wav")]
 SOURCES += [(44100, 0.01, 2, "flac"), (48000, 0.01, 1, "wav")]
 
