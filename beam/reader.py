@@ -3,6 +3,13 @@
 Shards are read in parallel and parsed in batches with `tf.io.parse_example` (faster than one
 record at a time); audio becomes float32 in [-1, 1] with shape [frames, channels].
 
+Per record, the int16 samples are decoded (`decode_raw`) and scaled by 2^-15 in one pass
+(`tf.quantization.dequantize` of the same bits as qint16: bit-identical to cast then multiply, one
+float32 buffer instead of two), and local uncompressed shards are read unbuffered (TensorFlow then
+reads each record straight into its string instead of copying it out of a 256 KB buffer).
+Decoding per batch and unbatching was measured slower: unbatch copies the float32 audio once more.
+`bench/reader_bench.py --profile` measures these stages.
+
 Where the shard bytes come from (docs/gcs.md has the measurements):
     local paths      TensorFlow's TFRecordDataset.
     gs://            TensorFlow's own GCS client (C++, parallel, no GIL; authenticates like
@@ -32,7 +39,10 @@ from audioflow.beam.tfrecord import iter_records
 
 __all__ = ["ShardSource", "load_dataset_info", "read_split", "shard_source", "shard_uris"]
 
-_INT16_SCALE = 1.0 / 32768.0
+# int16 -> float32 in [-1, 1): x * 2^-15. Dequantize's SCALED mode multiplies by
+# max(min_range / -32768, max_range / 32767) = 2^-15 exactly (tests/test_reader.py checks every value).
+_INT16_MIN_RANGE = -1.0
+_INT16_MAX_RANGE = 32767.0 / 32768.0
 ShardSource = Literal["auto", "tensorflow", "beam"]
 _TENSORFLOW_SCHEMES = ("gs://",)
 _BATCH_RECORDS = 64
@@ -107,7 +117,7 @@ def read_split(
     def to_float_audio(example: dict[str, Any]) -> dict[str, Any]:
         samples = tf.io.decode_raw(example["audio"], sample_dtype, little_endian=True)
         if sample_dtype == tf.int16:
-            samples = tf.cast(samples, tf.float32) * _INT16_SCALE
+            samples = _int16_to_float(samples)
         shape = tf.stack([example["num_frames"], example["num_channels"]])
         return {**example, "audio": tf.reshape(samples, shape)}
 
@@ -121,6 +131,8 @@ def read_split(
         records = tf.data.TFRecordDataset(
             tf.constant(files, dtype=tf.string),
             compression_type=compression,
+            # 0 = unbuffered: fine for local files (two preads per record), not for gs://.
+            buffer_size=0 if not compression and not is_remote(dataset) else None,
             num_parallel_reads=num_parallel_reads or autotune,
         )
     return (
@@ -130,6 +142,13 @@ def read_split(
         .unbatch()
         .map(to_float_audio, num_parallel_calls=autotune)
     )
+
+
+def _int16_to_float(samples: Any) -> Any:
+    """int16 samples as float32 x / 32768 in one pass (bit-identical to `tf.cast(x, tf.float32) / 32768`)."""
+    import tensorflow as tf
+
+    return tf.quantization.dequantize(tf.bitcast(samples, tf.qint16), _INT16_MIN_RANGE, _INT16_MAX_RANGE, mode="SCALED")
 
 
 def shard_source(dataset: str, source: ShardSource = "auto") -> Literal["tensorflow", "beam"]:
@@ -182,7 +201,9 @@ def _beam_records(files: list[str], compression: str, cycle_length: int) -> Any:
             lambda uri: tf.data.Dataset.from_generator(
                 _iter_shard_batches, args=(uri, gzip), output_signature=signature
             ),
-            cycle_length=cycle_length, block_length=1, num_parallel_calls=cycle_length,
+            cycle_length=cycle_length,
+            block_length=1,
+            num_parallel_calls=cycle_length,
         )
         .unbatch()
     )
