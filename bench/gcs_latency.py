@@ -148,10 +148,20 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=30.0)
     parser.add_argument("--repeat", type=int, default=1, help="runs per contender, round robin (median reported)")
-    parser.add_argument("--concurrency", type=int, action="append", default=[],
-                        help="also run audioflow with this --fetch-concurrency (repeatable)")
-    parser.add_argument("--audioflow", action="append", default=[], metavar="LABEL=COMMAND",
-                        help="an audioflow build to measure (repeatable; default: this venv's audioflow)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        action="append",
+        default=[],
+        help="also run audioflow with this --fetch-concurrency (repeatable)",
+    )
+    parser.add_argument(
+        "--audioflow",
+        action="append",
+        default=[],
+        metavar="LABEL=COMMAND",
+        help="an audioflow build to measure (repeatable; default: this venv's audioflow)",
+    )
     parser.add_argument("--no-one-in-flight", action="store_true", help="skip `--fetch-concurrency 1` (slow)")
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     parser.add_argument("--results", type=Path, help="append the table to this file (RESULTS.md's notes)")
@@ -185,7 +195,9 @@ def main() -> None:
         ingest = ["ingest", "--manifest", f"gs://{BUCKET}/manifest.csv", "--output"]
         contenders: dict[str, tuple[list[str], dict[str, str]]] = {
             "sequential fetch (google-cloud-storage loop)": (
-                [PYTHON, "-c", SEQUENTIAL_FETCH, BUCKET, "manifest.csv"], env),
+                [PYTHON, "-c", SEQUENTIAL_FETCH, BUCKET, "manifest.csv"],
+                env,
+            ),
         }
         for label, command in builds:
             tag = f" [{label}]" if label else ""
@@ -193,15 +205,20 @@ def main() -> None:
             out = folder / f"out-{len(contenders)}"
             if not args.no_one_in_flight:
                 contenders[f"audioflow{tag}, 1 in flight"] = (
-                    [*base, *ingest, str(out) + "-1", "--fetch-concurrency", "1"], env)
+                    [*base, *ingest, str(out) + "-1", "--fetch-concurrency", "1"],
+                    env,
+                )
             contenders[f"audioflow{tag} (default in flight)"] = ([*base, *ingest, str(out) + "-d"], env)
             for n in args.concurrency:
                 contenders[f"audioflow{tag}, {n} in flight"] = (
-                    [*base, *ingest, str(out) + f"-{n}", "--fetch-concurrency", str(n)], env)
+                    [*base, *ingest, str(out) + f"-{n}", "--fetch-concurrency", str(n)],
+                    env,
+                )
             # The same clips from local disk: the job with no object store at all.
             contenders[f"audioflow{tag}, local files (no object store)"] = (
                 [*base, "ingest", "--manifest", str(workload.manifest), "--output", str(out) + "-local"],
-                contender_env())
+                contender_env(),
+            )
         walls: dict[str, list[float]] = {name: [] for name in contenders}
         failed: dict[str, int] = {}
         requests: dict[str, int] = {}
@@ -221,8 +238,12 @@ def main() -> None:
                 else:
                     failed[name] = result.returncode
                 status = f"{result.wall_seconds:.1f} s" if result.ok else f"FAILED (exit {result.returncode})"
-                print(f"  [{round_ + 1}/{args.repeat}] {name:<50} {status}, {proxy.requests} requests, "
-                      f"others' cores {result.others_cores:.2f}", file=sys.stderr, flush=True)
+                print(
+                    f"  [{round_ + 1}/{args.repeat}] {name:<50} {status}, {proxy.requests} requests, "
+                    f"others' cores {result.others_cores:.2f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         if proxy is not None:
             proxy.close()
@@ -240,8 +261,10 @@ def main() -> None:
         wall = statistics.median(walls[name])
         spread = f" ({min(walls[name]):.1f}–{max(walls[name]):.1f})" if len(walls[name]) > 1 else ""
         per_file = f"{requests[name] / args.clips:.2f}" if requests[name] else "0 (local)"
-        rows.append(f"| {name} | {wall:.1f}{spread} | {args.clips / wall:,.0f} | {seq_wall / wall:.2f}× "
-                    f"| {requests[name]:,} | {per_file} | {peaks[name] / 1e6:,.0f} |")
+        rows.append(
+            f"| {name} | {wall:.1f}{spread} | {args.clips / wall:,.0f} | {seq_wall / wall:.2f}× "
+            f"| {requests[name]:,} | {per_file} | {peaks[name] / 1e6:,.0f} |"
+        )
     saturated = min(emulator["metadata GET, 16 at a time"], emulator["media GET, 16 at a time"])
     media_one = emulator["media GET, 1 at a time"]
     ceiling = [f"R = {r}: {(args.latency_ms + media_one) / (r * saturated):.1f}×" for r in (1, 2, 5)]
@@ -265,8 +288,11 @@ def main() -> None:
         "",
         "Requests by kind (bucket and object names elided), last run:",
         "",
-        *(f"- {name}: " + ", ".join(f"`{k}` ×{n:,}" for k, n in sorted(kind.items()))
-          for name, kind in kinds.items() if kind),
+        *(
+            f"- {name}: " + ", ".join(f"`{k}` ×{n:,}" for k, n in sorted(kind.items()))
+            for name, kind in kinds.items()
+            if kind
+        ),
     ]
     text = "\n".join(lines)
     print(text)

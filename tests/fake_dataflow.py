@@ -98,16 +98,24 @@ class FakeDataflow:
 
     def _describe(self, job: CreatedJob) -> dict[str, Any]:
         return {
-            "id": job.id, "projectId": job.project, "location": job.location, "name": job.body.get("name", ""),
-            "type": job.body.get("type", "JOB_TYPE_BATCH"), "currentState": self.state_of(job),
-            "currentStateTime": _now(), "createTime": _now(),
+            "id": job.id,
+            "projectId": job.project,
+            "location": job.location,
+            "name": job.body.get("name", ""),
+            "type": job.body.get("type", "JOB_TYPE_BATCH"),
+            "currentState": self.state_of(job),
+            "currentStateTime": _now(),
+            "createTime": _now(),
         }
 
     def _messages(self, job: CreatedJob) -> dict[str, Any]:
         if self.state_of(job) != "JOB_STATE_FAILED":
             return {"jobMessages": []}
-        return {"jobMessages": [{"id": "1", "time": _now(), "messageText": self.error_message,
-                                 "messageImportance": "JOB_MESSAGE_ERROR"}]}
+        return {
+            "jobMessages": [
+                {"id": "1", "time": _now(), "messageText": self.error_message, "messageImportance": "JOB_MESSAGE_ERROR"}
+            ]
+        }
 
 
 def _state_name(value: int | str | None) -> str | None:

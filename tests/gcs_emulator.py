@@ -39,8 +39,14 @@ from typing import Any
 import pytest
 
 __all__ = [
-    "EmulatedGcs", "LatencyProxy", "TensorflowGcsProxy", "credentials_info", "emulator_environment", "gcs",
-    "request_kind", "start_emulator",
+    "EmulatedGcs",
+    "LatencyProxy",
+    "TensorflowGcsProxy",
+    "credentials_info",
+    "emulator_environment",
+    "gcs",
+    "request_kind",
+    "start_emulator",
 ]
 
 PROJECT = "audioflow-test"
@@ -86,9 +92,7 @@ def _answers(host: str) -> bool:
         return False
 
 
-def start_emulator(
-    port: int | None = None, quiet: bool = True, timeout: float = 30.0
-) -> tuple[subprocess.Popen, str]:
+def start_emulator(port: int | None = None, quiet: bool = True, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
     """Starts gcp-storage-emulator (in memory) on 127.0.0.1; returns the process and its URL once it answers.
 
     Raises:
@@ -96,8 +100,17 @@ def start_emulator(
     """
     port = port or _free_port()
     host = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-               "--port", str(port), "--in-memory"]
+    command = [
+        sys.executable,
+        "-m",
+        "gcp_storage_emulator",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--in-memory",
+    ]
     process = subprocess.Popen([*command, "--quiet"] if quiet else command)
     deadline = time.monotonic() + timeout
     while not _answers(host):
@@ -130,20 +143,38 @@ def _write_certificates(folder: Path, hosts: tuple[str, ...]) -> tuple[Path, Pat
     valid = {"not_valid_before": now - datetime.timedelta(hours=1), "not_valid_after": now + datetime.timedelta(days=2)}
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audioflow test CA")])
-    usage = {name: False for name in ("content_commitment", "key_encipherment", "data_encipherment",
-                                      "key_agreement", "encipher_only", "decipher_only")}
+    usage = {
+        name: False
+        for name in (
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "encipher_only",
+            "decipher_only",
+        )
+    }
     ca = (
-        x509.CertificateBuilder(subject_name=ca_name, issuer_name=ca_name, public_key=ca_key.public_key(),
-                                serial_number=x509.random_serial_number(), **valid)
+        x509.CertificateBuilder(
+            subject_name=ca_name,
+            issuer_name=ca_name,
+            public_key=ca_key.public_key(),
+            serial_number=x509.random_serial_number(),
+            **valid,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, **usage), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     certificate = (
-        x509.CertificateBuilder(subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]),
-                                issuer_name=ca_name, public_key=key.public_key(),
-                                serial_number=x509.random_serial_number(), **valid)
+        x509.CertificateBuilder(
+            subject_name=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]),
+            issuer_name=ca_name,
+            public_key=key.public_key(),
+            serial_number=x509.random_serial_number(),
+            **valid,
+        )
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(host) for host in hosts]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -153,8 +184,9 @@ def _write_certificates(folder: Path, hosts: tuple[str, ...]) -> tuple[Path, Pat
     paths = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return paths
 
 
@@ -180,8 +212,13 @@ class TensorflowGcsProxy:
     def environment(self) -> dict[str, str]:
         """Variables for TensorFlow's GCS client: every request through this proxy, a fixed token."""
         proxy = f"http://127.0.0.1:{self.port}"
-        return {"https_proxy": proxy, "http_proxy": proxy, "no_proxy": "127.0.0.1,localhost",
-                "CURL_CA_BUNDLE": str(self.ca_file), "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator-token"}
+        return {
+            "https_proxy": proxy,
+            "http_proxy": proxy,
+            "no_proxy": "127.0.0.1,localhost",
+            "CURL_CA_BUNDLE": str(self.ca_file),
+            "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator-token",
+        }
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:

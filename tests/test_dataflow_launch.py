@@ -32,8 +32,15 @@ BUCKET = "audioflow-dataflow"
 MANIFEST_ROWS = 1_000_000
 DATAFLOW_REQUEST_LIMIT = 10 * 1024**2  # Dataflow refuses job-creation requests over 10 MB
 IMAGE = "europe-docker.pkg.dev/p/images/audioflow:0.1.0"
-OUR_STEPS = ("ReadManifest", "ClassifyRows", "DropDuplicates", "StatFiles", "GroupRowsByShard", "WriteShards",
-             "Finalize")
+OUR_STEPS = (
+    "ReadManifest",
+    "ClassifyRows",
+    "DropDuplicates",
+    "StatFiles",
+    "GroupRowsByShard",
+    "WriteShards",
+    "Finalize",
+)
 # The worker settings users pass through .env (settings.py turns these into Beam flags).
 WORKER_ENV = {
     "MACHINE_TYPE": "n2-highmem-8",
@@ -74,13 +81,30 @@ def step_names(pipeline: beam_runner_api_pb2.Pipeline) -> set[str]:
     return {t.unique_name.rsplit("/", 1)[-1] for t in pipeline.components.transforms.values()}
 
 
-def launch_cli(fake: FakeDataflow, bucket: str, *extra: str, env: dict[str, str] | None = None,
-               cwd: Path) -> subprocess.CompletedProcess:
+def launch_cli(
+    fake: FakeDataflow, bucket: str, *extra: str, env: dict[str, str] | None = None, cwd: Path
+) -> subprocess.CompletedProcess:
     command = [
-        AUDIOFLOW, "ingest", "--manifest", f"{bucket}/big/labels.csv", "--audio-root", f"{bucket}/big",
-        "--output", f"{bucket}/datasets/v1", "--splits", "train=0.9,test=0.1",
-        "--runner", "DataflowRunner", "--project", "p", "--region", "r", "--temp_location", f"{bucket}/tmp",
-        f"--dataflow_endpoint={fake.endpoint}", *extra,
+        AUDIOFLOW,
+        "ingest",
+        "--manifest",
+        f"{bucket}/big/labels.csv",
+        "--audio-root",
+        f"{bucket}/big",
+        "--output",
+        f"{bucket}/datasets/v1",
+        "--splits",
+        "train=0.9,test=0.1",
+        "--runner",
+        "DataflowRunner",
+        "--project",
+        "p",
+        "--region",
+        "r",
+        "--temp_location",
+        f"{bucket}/tmp",
+        f"--dataflow_endpoint={fake.endpoint}",
+        *extra,
     ]
     full_env = {k: v for k, v in os.environ.items() if k != "AUDIOFLOW_ENV_FILE"} | (env or {})
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300)
@@ -95,8 +119,13 @@ def test_dataflow_gets_our_package_unless_workers_already_have_it() -> None:
     source = project_file()
     assert source is not None and source.name == "pyproject.toml"  # tests run from the checkout
     for runner in (["--runner", "DataflowRunner"], ["--runner=dataflow"]):
-        assert complete_remote_args([*runner, "--project", "p"]) == [*runner, "--project", "p",
-                                                                    "--setup_file", str(source)]
+        assert complete_remote_args([*runner, "--project", "p"]) == [
+            *runner,
+            "--project",
+            "p",
+            "--setup_file",
+            str(source),
+        ]
     for given in (["--setup_file", "/x/setup.py"], [f"--sdk_container_image={IMAGE}"]):
         args = ["--runner", "DataflowRunner", *given]
         assert complete_remote_args(args) == args
@@ -155,8 +184,19 @@ def test_cli_submits_a_dataflow_job(gcs: EmulatedGcs, bucket: str, tmp_path: Pat
 def test_container_image_replaces_the_staged_package(gcs: EmulatedGcs, bucket: str) -> None:
     options = build_ingest_options(manifest=f"{bucket}/big/labels.csv", output=f"{bucket}/datasets/image")
     with fake_dataflow(states=("JOB_STATE_DONE",)) as fake:
-        args = ["--runner", "DataflowRunner", "--project", "p", "--region", "r", "--temp_location",
-                f"{bucket}/tmp", f"--dataflow_endpoint={fake.endpoint}", "--sdk_container_image", IMAGE]
+        args = [
+            "--runner",
+            "DataflowRunner",
+            "--project",
+            "p",
+            "--region",
+            "r",
+            "--temp_location",
+            f"{bucket}/tmp",
+            f"--dataflow_endpoint={fake.endpoint}",
+            "--sdk_container_image",
+            IMAGE,
+        ]
         make_pipeline(options, args).run()  # returns once the job is created
     job = fake.job
     pool = job.body["environment"]["workerPools"][0]
@@ -180,8 +220,19 @@ def test_cancel_reaches_dataflow(bucket: str) -> None:
     """What the KFP step does on SIGTERM (result.cancel()) arrives as a cancel request for the job."""
     options = build_ingest_options(manifest=f"{bucket}/big/labels.csv", output=f"{bucket}/datasets/cancel")
     with fake_dataflow(states=("JOB_STATE_RUNNING",)) as fake:
-        args = ["--runner", "DataflowRunner", "--project", "p", "--region", "r", "--temp_location",
-                f"{bucket}/tmp", f"--dataflow_endpoint={fake.endpoint}", "--sdk_container_image", IMAGE]
+        args = [
+            "--runner",
+            "DataflowRunner",
+            "--project",
+            "p",
+            "--region",
+            "r",
+            "--temp_location",
+            f"{bucket}/tmp",
+            f"--dataflow_endpoint={fake.endpoint}",
+            "--sdk_container_image",
+            IMAGE,
+        ]
         result = make_pipeline(options, args).run()
         result.cancel()
     assert fake.job.requested_state == "JOB_STATE_CANCELLED"

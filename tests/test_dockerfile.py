@@ -18,8 +18,11 @@ DOCKERFILE = (REPO / "Dockerfile").read_text()
 
 def instructions() -> list[tuple[str, str]]:
     joined = re.sub(r"\\\n\s*", " ", DOCKERFILE)
-    return [(line.split(None, 1)[0], line.split(None, 1)[1]) for line in joined.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (line.split(None, 1)[0], line.split(None, 1)[1])
+        for line in joined.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def arg(name: str) -> str:
@@ -53,8 +56,9 @@ def test_install_steps_work_in_a_fresh_venv(tmp_path):
             for source in sources:
                 path = REPO / source
                 target = context / source
-                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__")) if path.is_dir() \
-                    else shutil.copy(path, target)
+                shutil.copytree(
+                    path, target, ignore=shutil.ignore_patterns("__pycache__")
+                ) if path.is_dir() else shutil.copy(path, target)
     uv = REPO / ".tools" / "bin" / "uv"
     venv = tmp_path / "venv"
     subprocess.run([str(uv), "venv", "--python", "python3.11", str(venv)], check=True, capture_output=True)
@@ -66,9 +70,20 @@ def test_install_steps_work_in_a_fresh_venv(tmp_path):
         command = command.replace("uv ", f"{uv} ").replace("--system", f"--python {python}").replace(" --no-cache", "")
         command = command.replace("/tmp/requirements.txt", str(tmp_path / "requirements.txt"))
         command = re.sub(r"(^|&& )python ", rf"\1{python} ", command)
-        result = subprocess.run(command, shell=True, cwd=context, capture_output=True, text=True, timeout=900,
-                                env={**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": str(venv)})
+        result = subprocess.run(
+            command,
+            shell=True,
+            cwd=context,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": str(venv)},
+        )
         assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
-    shown = subprocess.run([python, "-c", "import apache_beam, kfp; print(apache_beam.__version__)"],
-                           capture_output=True, text=True, check=True)
+    shown = subprocess.run(
+        [python, "-c", "import apache_beam, kfp; print(apache_beam.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shown.stdout.strip() == apache_beam.__version__

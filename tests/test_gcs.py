@@ -52,9 +52,22 @@ def audioflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def ingest_args(corpus: Ingested, *extra: str) -> list[str]:
-    return ["ingest", "--manifest", corpus.manifest, "--audio-root", corpus.audio_root,
-            "--output", corpus.output, "--splits", SPLITS, "--max-rejected-fraction", "0.5",
-            "--shard-size", "64KiB", *extra]
+    return [
+        "ingest",
+        "--manifest",
+        corpus.manifest,
+        "--audio-root",
+        corpus.audio_root,
+        "--output",
+        corpus.output,
+        "--splits",
+        SPLITS,
+        "--max-rejected-fraction",
+        "0.5",
+        "--shard-size",
+        "64KiB",
+        *extra,
+    ]
 
 
 def build_corpus(folder: Path) -> tuple[Path, dict[str, str], set[str]]:
@@ -64,8 +77,14 @@ def build_corpus(folder: Path) -> tuple[Path, dict[str, str], set[str]]:
     good = set()
     for index, (extension, subtype) in enumerate(FORMATS):
         name = f"{'nested/' if index % 3 == 0 else ''}{extension}-{subtype.lower()}.{extension}"
-        write_audio(folder / "audio" / name, rate=RATES[index % len(RATES)], seconds=0.4 + 0.05 * index,
-                    channels=1 + index % 2, subtype=subtype, seed=index)
+        write_audio(
+            folder / "audio" / name,
+            rate=RATES[index % len(RATES)],
+            seconds=0.4 + 0.05 * index,
+            channels=1 + index % 2,
+            subtype=subtype,
+            seed=index,
+        )
         rows.append((("cat", "dog", "bird")[index % 3], name))
         good.add(name)
     expected = {}
@@ -87,9 +106,15 @@ def ingested(gcs: EmulatedGcs, tmp_path_factory: pytest.TempPathFactory) -> Inge
     gcs.write_bytes(f"{bucket}/raw/labels.csv.gz", gzip.compress(manifest.read_bytes()))
     corpus = Ingested(
         # A gzipped manifest, and a whole bucket as the output (gs://bucket has no object part).
-        local_audio=folder / "audio", manifest=f"{bucket}/raw/labels.csv.gz", audio_root=f"{bucket}/raw/audio",
-        output=gcs.create_bucket(f"{BUCKET}-out"), num_rows=len(expected) + len(good), expected_rejections=expected,
-        good_blobs=good, run=None, workdir=folder,  # type: ignore[arg-type]
+        local_audio=folder / "audio",
+        manifest=f"{bucket}/raw/labels.csv.gz",
+        audio_root=f"{bucket}/raw/audio",
+        output=gcs.create_bucket(f"{BUCKET}-out"),
+        num_rows=len(expected) + len(good),
+        expected_rejections=expected,
+        good_blobs=good,
+        run=None,
+        workdir=folder,  # type: ignore[arg-type]
     )
     corpus.run = audioflow(*ingest_args(corpus), cwd=folder)
     assert corpus.run.returncode == 0, corpus.run.stderr[-3000:]
@@ -219,9 +244,7 @@ def test_rerun_is_refused_and_overwrite_replaces(gcs: EmulatedGcs, ingested: Ing
     assert listed == {name for name in names if parse_shard_name(name)}
 
     old = DatasetInfo.from_json(before[METADATA_FILE].decode())
-    assert {s: v.num_examples for s, v in info.splits.items()} == {
-        s: v.num_examples for s, v in old.splits.items()
-    }
+    assert {s: v.num_examples for s, v in info.splits.items()} == {s: v.num_examples for s, v in old.splits.items()}
     reread = read_all(ingested.output, info)  # gzip shards through the emulator
     assert sorted(e["blob"].decode() for e in reread) == sorted(ingested.good_blobs)
     for example in reread:

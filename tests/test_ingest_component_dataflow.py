@@ -30,8 +30,13 @@ IMAGE = "europe-docker.pkg.dev/p/images/audioflow:0.1.0"
 @pytest.fixture(scope="module")
 def component_command(tmp_path_factory) -> list[str]:
     out = tmp_path_factory.mktemp("compiled")
-    subprocess.run([sys.executable, str(REPO / "compile.py"), "--output-dir", str(out)], check=True,
-                   capture_output=True, timeout=120, env={**os.environ, "AUDIOFLOW_ENV_FILE": "/nonexistent"})
+    subprocess.run(
+        [sys.executable, str(REPO / "compile.py"), "--output-dir", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "AUDIOFLOW_ENV_FILE": "/nonexistent"},
+    )
     spec = yaml.safe_load((out / "components/ingest_audio.yaml").read_text())
     container = spec["deploymentSpec"]["executors"]["exec-ingest-audio"]["container"]
     assert "exec python3 -m kfp.dsl.executor_main" in container["command"][2]  # Python becomes PID 1
@@ -50,15 +55,32 @@ def start_step(command: list[str], fake: FakeDataflow, bucket: str, folder: Path
     gcp_resources = folder / "gcp_resources"
     artifact = {"type": {"schemaTitle": "system.Artifact"}, "metadata": {}}
     executor_input = {
-        "inputs": {"parameterValues": {
-            "manifest_uri": f"{bucket}/labels.csv", "audio_root": bucket, "runner": "DataflowRunner",
-            "beam_args": ["--project=p", "--region=r", f"--temp_location={bucket}/tmp",
-                          f"--dataflow_endpoint={fake.endpoint}", f"--sdk_container_image={IMAGE}"],
-        }},
+        "inputs": {
+            "parameterValues": {
+                "manifest_uri": f"{bucket}/labels.csv",
+                "audio_root": bucket,
+                "runner": "DataflowRunner",
+                "beam_args": [
+                    "--project=p",
+                    "--region=r",
+                    f"--temp_location={bucket}/tmp",
+                    f"--dataflow_endpoint={fake.endpoint}",
+                    f"--sdk_container_image={IMAGE}",
+                ],
+            }
+        },
         "outputs": {
             "artifacts": {
-                "dataset": {"artifacts": [{**artifact, "name": "dataset", "uri": f"{bucket}/out/dataset",
-                                           "type": {"schemaTitle": "system.Dataset"}}]},
+                "dataset": {
+                    "artifacts": [
+                        {
+                            **artifact,
+                            "name": "dataset",
+                            "uri": f"{bucket}/out/dataset",
+                            "type": {"schemaTitle": "system.Dataset"},
+                        }
+                    ]
+                },
                 "metrics": {"artifacts": [{**artifact, "name": "metrics", "uri": str(folder / "metrics")}]},
                 "report": {"artifacts": [{**artifact, "name": "report", "uri": str(folder / "report")}]},
             },
@@ -86,7 +108,8 @@ def test_sigterm_cancels_the_dataflow_job(component_command, bucket, tmp_path):
         resources = wait_for_job_resource(gcp_resources, process)
         [resource] = resources["resources"]
         assert resource["resourceUri"] == (
-            f"https://dataflow.googleapis.com/v1b3/projects/p/locations/r/jobs/{fake.job.id}")
+            f"https://dataflow.googleapis.com/v1b3/projects/p/locations/r/jobs/{fake.job.id}"
+        )
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, output[-3000:]

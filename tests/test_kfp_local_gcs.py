@@ -20,8 +20,14 @@ def test_pipeline_reads_manifest_and_audio_from_a_bucket(gcs: EmulatedGcs, tmp_p
     manifest = make_demo_data(tmp_path / "demo", clips_per_class=6)
     bucket = gcs.create_bucket("audioflow-kfp-local")
     gcs.upload_folder(tmp_path / "demo", f"{bucket}/corpus")
-    run = run_local(str(tmp_path / "root"), manifest_uri=f"{bucket}/corpus/{manifest.name}",
-                    audio_root=f"{bucket}/corpus", max_rejected_fraction=0.2, epochs=2, batch_size=8)
+    run = run_local(
+        str(tmp_path / "root"),
+        manifest_uri=f"{bucket}/corpus/{manifest.name}",
+        audio_root=f"{bucket}/corpus",
+        max_rejected_fraction=0.2,
+        epochs=2,
+        batch_size=8,
+    )
     info = load_dataset_info(run.artifacts["dataset"].uri)
     assert info.manifest["uri"] == f"{bucket}/corpus/labels.csv"
     assert info.audio_root == f"{bucket}/corpus"

@@ -37,8 +37,15 @@ from audioflow.beam.tfrecord import frame_record
 
 EXAMPLES_PER_LABEL = 3
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
     # Virtual time runs until the page is idle (images decoded, audio metadata loaded), then 10 s more at
     # most; it is not wall-clock time, so a slow machine does not change the outcome.
     "--virtual-time-budget=10000",
@@ -66,7 +73,8 @@ class Element:
         """Descendants with this tag and these attributes (value None: the attribute is present)."""
         wanted = {key.replace("_", "-"): value for key, value in attrs.items()}
         return [
-            element for element in self.iter()
+            element
+            for element in self.iter()
             if (tag is None or element.tag == tag)
             and all(key in element.attrs and value in (None, element.attrs[key]) for key, value in wanted.items())
         ]
@@ -83,7 +91,6 @@ _VOID = frozenset(
 
 
 class _TreeBuilder(HTMLParser):
-
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.root = Element("#document", {})
@@ -123,8 +130,11 @@ def parse_html(text: str) -> Element:
 def chromium() -> str:
     binary = shutil.which("chromium")
     if binary is None:
-        pytest.fail("chromium is not installed: run `make chromium` (Debian package `chromium`); "
-                    "the report's rendering test needs a real browser", pytrace=False)
+        pytest.fail(
+            "chromium is not installed: run `make chromium` (Debian package `chromium`); "
+            "the report's rendering test needs a real browser",
+            pytrace=False,
+        )
     return binary
 
 
@@ -133,7 +143,10 @@ def run_chromium(binary: str, workdir: Path, *args: str) -> str:
     with tempfile.TemporaryDirectory(prefix="chromium-profile-", dir=workdir, ignore_cleanup_errors=True) as profile:
         result = subprocess.run(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=180, check=False,  # timeout only guards against a hang
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,  # timeout only guards against a hang
         )
     assert result.returncode == 0, f"chromium exited with {result.returncode}:\n{result.stderr[-3000:]}"
     return result.stdout
@@ -144,7 +157,9 @@ def dataset(tmp_path_factory) -> tuple[Path, DatasetInfo]:
     root = tmp_path_factory.mktemp("report-data")
     manifest = make_demo_data(root / "demo", clips_per_class=8)
     options = build_ingest_options(
-        manifest=str(manifest), output=str(root / "dataset"), splits="train=0.8,test=0.2",
+        manifest=str(manifest),
+        output=str(root / "dataset"),
+        splits="train=0.8,test=0.2",
         max_rejected_fraction=0.2,  # the demo's 3 bad rows are 11% of its 27 rows
     )
     return root / "dataset", run_ingest(options, [])
@@ -219,8 +234,12 @@ def test_plots_and_audio_players_render_in_chromium(rendered, dataset):
     num_labels = len(meta["labels"]["counts"])
     expected_players = sum(min(EXAMPLES_PER_LABEL, count) for count in meta["labels"]["counts"].values())
     assert kinds == {
-        "label-balance": 1, "example": expected_players, "durations": 1, "label-durations": num_labels,
-        "formats": 1, "shard-sizes": 1,
+        "label-balance": 1,
+        "example": expected_players,
+        "durations": 1,
+        "label-durations": num_labels,
+        "formats": 1,
+        "shard-sizes": 1,
     }
     not_rendered = [image.attrs.get("alt") for image in images if image.attrs.get("data-rendered") != "1"]
     assert not not_rendered, f"images that did not decode: {not_rendered}"
@@ -268,16 +287,30 @@ def _tone(frames: int, channels: int, sample_format: str) -> bytes:
     return samples.astype("<f4").tobytes()
 
 
-def write_dataset(folder: Path, rows: list[tuple[str, str]], *, rejected_examples: list[dict] | None = None,
-                  sample_format: str = "int16") -> DatasetInfo:
+def write_dataset(
+    folder: Path,
+    rows: list[tuple[str, str]],
+    *,
+    rejected_examples: list[dict] | None = None,
+    sample_format: str = "int16",
+) -> DatasetInfo:
     """Writes one shard of 0.5 s tones, one per (blob, label) row, and a dataset.json describing it."""
     folder.mkdir(parents=True, exist_ok=True)
     names = sorted({label for _, label in rows})
     payloads = [
-        frame_record(encode_example(AudioExample(
-            audio=_tone(8000, 1, sample_format), label=names.index(label), label_name=label, sample_rate=16000,
-            num_channels=1, num_frames=8000, blob=blob,
-        )))
+        frame_record(
+            encode_example(
+                AudioExample(
+                    audio=_tone(8000, 1, sample_format),
+                    label=names.index(label),
+                    label_name=label,
+                    sample_rate=16000,
+                    num_channels=1,
+                    num_frames=8000,
+                    blob=blob,
+                )
+            )
+        )
         for blob, label in rows
     ]
     shard = shard_file_name("train", 0, 1)
@@ -287,38 +320,70 @@ def write_dataset(folder: Path, rows: list[tuple[str, str]], *, rejected_example
     rejected_examples = rejected_examples or []
     by_reason = dict(Counter(row["reason"] for row in rejected_examples))
     info = DatasetInfo(
-        format_version=FORMAT_VERSION, created="2026-01-01T00:00:00+00:00",
-        audio={"sample_format": sample_format, "encoding": "pcm_le_interleaved", "sample_rate": 16000,
-               "num_channels": 1},
+        format_version=FORMAT_VERSION,
+        created="2026-01-01T00:00:00+00:00",
+        audio={
+            "sample_format": sample_format,
+            "encoding": "pcm_le_interleaved",
+            "sample_rate": 16000,
+            "num_channels": 1,
+        },
         compression="none",
-        splits={"train": SplitInfo(
-            num_examples=len(rows), num_shards=1, files=[ShardInfo(shard, len(rows), size)],
-            duration_seconds=0.5 * len(rows), num_bytes=size, label_counts=counts,
-        )},
+        splits={
+            "train": SplitInfo(
+                num_examples=len(rows),
+                num_shards=1,
+                files=[ShardInfo(shard, len(rows), size)],
+                duration_seconds=0.5 * len(rows),
+                num_bytes=size,
+                label_counts=counts,
+            )
+        },
         labels={"names": names, "counts": counts},
         rejected={
-            "num_rows": len(rejected_examples), "by_reason": by_reason, "by_split": {"train": len(rejected_examples)},
-            "file": "rejected.jsonl", "fraction": 0.0, "max_fraction": 1.0, "passed": True,
+            "num_rows": len(rejected_examples),
+            "by_reason": by_reason,
+            "by_split": {"train": len(rejected_examples)},
+            "file": "rejected.jsonl",
+            "fraction": 0.0,
+            "max_fraction": 1.0,
+            "passed": True,
             "examples": {reason: [r for r in rejected_examples if r["reason"] == reason] for reason in by_reason},
         },
-        manifest={"uri": str(folder / "labels.csv"), "sha256": "0" * 64,
-                  "num_rows": len(rows) + len(rejected_examples)},
+        manifest={
+            "uri": str(folder / "labels.csv"),
+            "sha256": "0" * 64,
+            "num_rows": len(rows) + len(rejected_examples),
+        },
         audio_root=str(folder),
         stats={
-            "num_examples": len(rows), "total_hours": 0.5 * len(rows) / 3600, "total_bytes": size,
-            "sample_rates": {"16000": len(rows)}, "source_sample_rates": {"16000": len(rows)},
-            "channels": {"1": len(rows)}, "duration_seconds_percentiles": {"p0": 0.5, "p50": 0.5, "p100": 0.5},
+            "num_examples": len(rows),
+            "total_hours": 0.5 * len(rows) / 3600,
+            "total_bytes": size,
+            "sample_rates": {"16000": len(rows)},
+            "source_sample_rates": {"16000": len(rows)},
+            "channels": {"1": len(rows)},
+            "duration_seconds_percentiles": {"p0": 0.5, "p50": 0.5, "p100": 0.5},
             "duration_seconds_histogram": {"0": len(rows)},
         },
-        options={}, tool={"name": "audioflow", "version": "test"},
+        options={},
+        tool={"name": "audioflow", "version": "test"},
     )
     (folder / METADATA_FILE).write_text(info.to_json(), encoding="utf-8")
     return info
 
 
 def test_strings_from_data_are_escaped(tmp_path):
-    rejected = [{"line": 3, "blob": EVIL_BLOB, "label": EVIL_LABEL, "split": "train", "reason": "missing",
-                 "message": f"line 3: no file at /data/{EVIL_BLOB}"}]
+    rejected = [
+        {
+            "line": 3,
+            "blob": EVIL_BLOB,
+            "label": EVIL_LABEL,
+            "split": "train",
+            "reason": "missing",
+            "message": f"line 3: no file at /data/{EVIL_BLOB}",
+        }
+    ]
     info = write_dataset(tmp_path / "ds", [(EVIL_BLOB, EVIL_LABEL), ("plain.wav", "plain")], rejected_examples=rejected)
     page = tmp_path / "report.html"
     write_html_report(str(tmp_path / "ds"), info, str(page))

@@ -170,8 +170,13 @@ class _Forbidding(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         body = json.dumps(
-            {"error": {"code": 403, "message": "caller does not have storage.objects.get access\nto the object.",
-                       "errors": [{"reason": "forbidden"}]}},
+            {
+                "error": {
+                    "code": 403,
+                    "message": "caller does not have storage.objects.get access\nto the object.",
+                    "errors": [{"reason": "forbidden"}],
+                }
+            },
             indent=2,
         ).encode()
         self.send_response(403)

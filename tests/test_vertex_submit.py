@@ -99,9 +99,10 @@ def test_submit_with_a_complete_env_needs_no_arguments(fake_vertex, tmp_path, te
     assert values["epochs"] == 3 and values["runner"] == "DataflowRunner"
     assert "--project=test-project" in values["beam_args"] and "--machine_type=n2-standard-8" in values["beam_args"]
     # The Dataflow workers run the image the components run in (no IMAGE set: the project's registry).
-    assert "--sdk_container_image=europe-west4-docker.pkg.dev/test-project/audioflow/audioflow:0.1.0" in values[
-        "beam_args"
-    ]
+    assert (
+        "--sdk_container_image=europe-west4-docker.pkg.dev/test-project/audioflow/audioflow:0.1.0"
+        in values["beam_args"]
+    )
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     assert all(task["cachingOptions"].get("enableCache") is True for task in tasks.values())
     paths = [r.path for r in fake_vertex.requests]
