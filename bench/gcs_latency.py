@@ -30,7 +30,7 @@ folder so that only reads cross the proxy. Prints a Markdown table (or appends i
 notes with --results).
 
 Usage: gcs_latency.py [--clips 1000] [--latency-ms 30] [--repeat 3] [--concurrency 32 ...]
-                      [--audioflow LABEL=COMMAND ...] [--results bench/RESULTS.md]
+                      [--audioflow LABEL=COMMAND ...] [--markdown FILE] [--json FILE]
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ def main() -> None:
     )
     parser.add_argument("--no-one-in-flight", action="store_true", help="skip `--fetch-concurrency 1` (slow)")
     parser.add_argument("--out", type=Path, default=BENCH / "out")
-    parser.add_argument("--results", type=Path, help="append the table to this file (RESULTS.md's notes)")
+    parser.add_argument("--markdown", type=Path, help="also write the Markdown section to this file")
+    parser.add_argument("--json", type=Path, help="write the key numbers to this file (bench/run.py reads them)")
     args = parser.parse_args()
     builds = [spec.split("=", 1) for spec in args.audioflow] or [["", AUDIOFLOW]]
 
@@ -296,9 +297,26 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    if args.results:
-        with open(args.results, "a") as handle:
-            handle.write("\n" + text + "\n")
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+    if args.json:
+        default = next((name for name in contenders if name.endswith("(default in flight)")), None)
+        one = next((name for name in contenders if name.endswith(", 1 in flight")), None)
+
+        def wall(name: str | None) -> float | None:
+            return statistics.median(walls[name]) if name and walls.get(name) and name not in failed else None
+
+        summary = {
+            "clips": args.clips,
+            "latency_ms": args.latency_ms,
+            "sequential_wall_s": wall(sequential),
+            "default_wall_s": wall(default),
+            "one_in_flight_wall_s": wall(one),
+            "default_requests_per_file": requests.get(default, 0) / args.clips if default else None,
+            "saturated_ms_per_request": saturated,
+            "ceiling_by_requests_per_file": {r: (args.latency_ms + media_one) / (r * saturated) for r in (1, 2, 5)},
+        }
+        args.json.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

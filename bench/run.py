@@ -334,7 +334,9 @@ def reader_table(result: dict[str, Any], clips: int) -> str:
 # --- targets ------------------------------------------------------------------------------------
 
 
-def evaluate_targets(scaling: list[Measurement], cpu: list[Measurement], reader: dict[str, Any]) -> list[str]:
+def evaluate_targets(
+    scaling: list[Measurement], cpu: list[Measurement], reader: dict[str, Any], gcs: dict[str, Any] | None = None
+) -> list[str]:
     """The issue's targets, each as 'met'/'missed'/'not measured' with the numbers behind it."""
 
     def find(clips: int, contender: str) -> Measurement | None:
@@ -401,6 +403,18 @@ def evaluate_targets(scaling: list[Measurement], cpu: list[Measurement], reader:
             )
         else:
             out.append(f"- CPU-bound {VARIANTS[variant].description} ≥ 1.4× over a single worker: {verdict(None)}")
+    target = "- gs:// at 30 ms per request ≥ 8× the throughput of fetching one object at a time"
+    if gcs and gcs.get("sequential_wall_s") and gcs.get("default_wall_s"):
+        speed = gcs["sequential_wall_s"] / gcs["default_wall_s"]
+        ceiling = gcs["ceiling_by_requests_per_file"]
+        one = gcs.get("one_in_flight_wall_s")
+        out.append(
+            f"{target}: {verdict(speed >= 8)} ({speed:.2f}×, {gcs['default_requests_per_file']:.2f} requests per file"
+            + (f"; {one / gcs['default_wall_s']:.1f}× faster than audioflow with 1 in flight" if one else "")
+            + f"; this emulator's ceiling at 2 requests per file: {ceiling['2']:.1f}×, at 1: {ceiling['1']:.1f}×)"
+        )
+    else:
+        out.append(f"{target}: {verdict(None)}")
     return out
 
 
@@ -470,7 +484,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clips", default="2000,8000,32000", help="sizes of the scaling section")
     parser.add_argument("--cpu-clips", type=int, default=8000, help="size of the CPU-bound section")
     parser.add_argument("--reader-clips", type=int, default=8000, help="scaling size whose outputs the reader reads")
-    parser.add_argument("--sections", default="scaling,reader,cpu", help="any of scaling,reader,cpu")
+    parser.add_argument("--sections", default="scaling,reader,cpu,gcs", help="any of scaling,reader,cpu,gcs")
+    parser.add_argument("--gcs-clips", type=int, default=2000, help="clips uploaded for the gs:// latency section")
     parser.add_argument("--contenders", default="floor,tutorial,audioflow", help="scaling contenders to run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median reported)")
     parser.add_argument("--memory-cap-gb", type=float, default=13.0, help="kill a contender's tree above this RSS")
@@ -571,11 +586,21 @@ def main(argv: list[str] | None = None) -> int:
             jobs = [(label, contender, False) for label, contender in CPU_CONTENDERS]
             cpu += repeated("cpu", jobs, workload, runs, args, cap)
 
+    gcs: dict[str, Any] = {}
+    if "gcs" in sections:
+        gcs = run_gcs_latency(args.gcs_clips, runs, args.timeout)
+
     finished = datetime.datetime.now().astimezone()
-    report = render(args, header, started, finished, scaling, cpu, reader, reader_clips)
+    report = render(args, header, started, finished, scaling, cpu, reader, reader_clips, gcs)
     (args.out / "results.json").write_text(
         json.dumps(
-            {"scaling": [m.to_json() for m in scaling], "cpu": [m.to_json() for m in cpu], "reader": reader}, indent=2
+            {
+                "scaling": [m.to_json() for m in scaling],
+                "cpu": [m.to_json() for m in cpu],
+                "reader": reader,
+                "gcs": gcs.get("summary", {}),
+            },
+            indent=2,
         )
     )
     if args.no_results:
@@ -615,6 +640,28 @@ def run_reader(
     return parsed
 
 
+def run_gcs_latency(clips: int, runs: Path, timeout: float) -> dict[str, Any]:
+    """Runs bench/gcs_latency.py (the GCS emulator behind a 30 ms proxy); returns its Markdown and numbers."""
+    print(f"gcs: {clips} clips on the GCS emulator, 30 ms per request", file=sys.stderr, flush=True)
+    markdown, summary = runs / "gcs_latency.md", runs / "gcs_latency.json"
+    command = [
+        PYTHON,
+        str(BENCH / "gcs_latency.py"),
+        "--clips",
+        str(clips),
+        "--markdown",
+        str(markdown),
+        "--json",
+        str(summary),
+    ]
+    log = runs / "logs" / "gcs_latency.log"
+    result = run_measured(command, log, env=contender_env(), timeout=timeout)
+    if not result.ok:
+        print(f"gcs: failed; see {log}", file=sys.stderr)
+        return {}
+    return {"markdown": markdown.read_text(), "summary": json.loads(summary.read_text()), "command": command}
+
+
 def render(
     args: argparse.Namespace,
     header: list[str],
@@ -624,6 +671,7 @@ def render(
     cpu: list[Measurement],
     reader: dict[str, Any],
     reader_clips: int,
+    gcs: dict[str, Any] | None = None,
 ) -> str:
     lines = [
         "# audioflow benchmark results" if not args.smoke else "# audioflow benchmark (smoke run; timings meaningless)",
@@ -680,8 +728,17 @@ def render(
             cpu_table(cpu),
             "",
         ]
+    if gcs:
+        command = " ".join(gcs["command"]).replace(str(REPO) + "/", "").replace(PYTHON, ".venv/bin/python")
+        lines += [
+            "## Object-store latency",
+            "",
+            f"`{command}`",
+            "",
+            gcs["markdown"].replace("### gs://", "gs://", 1),
+        ]
     if not args.smoke:
-        lines += ["## Targets (issue 5)", "", *evaluate_targets(scaling, cpu, reader), ""]
+        lines += ["## Targets (issue 5)", "", *evaluate_targets(scaling, cpu, reader, (gcs or {}).get("summary")), ""]
     return "\n".join(lines)
 
 
