@@ -31,6 +31,10 @@ DEFAULT_MAX_DECODED_BYTES = 1024**3
 _DATA_SIZE_MISMATCH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 _UNKNOWN_DATA_SIZE = 0xFFFFFFFF - 1
 _EXACT_LENGTH_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "FLAC", "CAF", "AU"})
+# Containers and sample encodings libsndfile reads by copying, with no codec (FLAC reports PCM_16
+# too, so both count): decoding them is mostly Python and memcpy. Anything else counts as heavy.
+_PLAIN_FORMATS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "CAF", "AU", "RAW"})
+_PLAIN_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
 
 
 class AudioRejected(Exception):
@@ -65,6 +69,9 @@ class DecodedAudio:
     samples: np.ndarray
     sample_rate: int
     source_sample_rate: int
+    # Decoding ran a codec or the resampler: C code that releases the GIL, so decoding several such
+    # files on threads uses more cores. Plain PCM without resampling gains nothing from threads.
+    heavy: bool = False
 
     @property
     def num_frames(self) -> int:
@@ -167,6 +174,7 @@ def decode_audio(source: str | bytes, options: AudioOptions, name: str = "") -> 
             # (GSM 6.10 WAVs, a valid encoding); `frames` has passed the limits above either way.
             samples = audio_file.read(frames, dtype=dtype, always_2d=True)
             exact = audio_file.format in _EXACT_LENGTH_FORMATS
+            codec = audio_file.format not in _PLAIN_FORMATS or audio_file.subtype not in _PLAIN_SUBTYPES
     except sf.LibsndfileError as error:
         raise AudioRejected("unreadable", f"{name}: {error.error_string}") from None
     except (RuntimeError, TypeError, ValueError, OverflowError, MemoryError) as error:
@@ -197,4 +205,6 @@ def decode_audio(source: str | bytes, options: AudioOptions, name: str = "") -> 
     else:
         samples = np.ascontiguousarray(samples, dtype=SAMPLE_FORMATS[options.sample_format][0])
     output_rate = options.sample_rate if options.sample_rate is not None else rate
-    return DecodedAudio(samples=samples, sample_rate=output_rate, source_sample_rate=rate)
+    return DecodedAudio(
+        samples=samples, sample_rate=output_rate, source_sample_rate=rate, heavy=codec or output_rate != rate
+    )

@@ -299,12 +299,16 @@ class _Progress:
             )
 
 
+_PROBE_FILES = 8  # files each shard decodes on the writing thread before choosing where the rest go
+
+
 class _WriteShardFn(beam.DoFn):
     """((split, unit), [PlannedRow]) -> ShardWritten per temporary file, plus rejections.
 
-    Files are fetched and decoded by a thread pool (libsndfile and soxr release the GIL, so this
-    uses several cores in one process and hides object-store latency) and streamed, in manifest
-    order, to temporary shards that roll over at twice --shard-size.
+    Compressed or resampled files and remote objects are fetched and decoded by a thread pool
+    (libsndfile and soxr release the GIL, so this uses several cores in one process and hides
+    object-store latency); plain local PCM is decoded on this thread (see `_loads`). Records are
+    streamed, in manifest order, to temporary shards that roll over at twice --shard-size.
     """
 
     def __init__(self, options: IngestOptions, temp_dir: str):
@@ -321,8 +325,8 @@ class _WriteShardFn(beam.DoFn):
     def teardown(self) -> None:
         self._pool.shutdown(wait=False)
 
-    def _load(self, planned: PlannedRow) -> tuple[bytes, int, int, int, int] | Rejection:
-        """Reads, decodes and serializes one file: (record, sample_rate, source_rate, channels, frames)."""
+    def _load(self, planned: PlannedRow) -> tuple[bytes, int, int, int, int, bool] | Rejection:
+        """Reads, decodes and serializes one file: (record, sample_rate, source_rate, channels, frames, heavy)."""
         name = planned.uri
         try:
             if is_remote(planned.uri):
@@ -358,7 +362,37 @@ class _WriteShardFn(beam.DoFn):
                 )
             )
         )
-        return record, decoded.sample_rate, decoded.source_sample_rate, decoded.num_channels, decoded.num_frames
+        return (
+            record,
+            decoded.sample_rate,
+            decoded.source_sample_rate,
+            decoded.num_channels,
+            decoded.num_frames,
+            decoded.heavy,
+        )
+
+    def _loads(self, ordered: list[PlannedRow]) -> Iterator[Any]:
+        """`_load` of every row, in order: on this thread while files are plain PCM, else on the pool.
+
+        Threads pay off when decoding runs C code that releases the GIL (codecs, resampling: 2-5 ms
+        per 5-s clip) or waits on an object store. Plain local PCM takes about 0.25 ms, mostly Python
+        and memcpy under the GIL, and there a pool of 4 threads costs more in hand-offs and contention
+        than it saves: 0.67 ms per clip against 0.46 ms on one thread (bench/RESULTS.md notes). So the
+        first files of each shard are decoded here, and the rest too if none of them was heavy.
+        """
+        concurrency = self._options.effective_fetch_concurrency
+        if not is_remote(self._options.audio_root):
+            probe = ordered[: _PROBE_FILES if concurrency > 1 else len(ordered)]
+            heavy = False
+            for planned in probe:
+                loaded = self._load(planned)
+                heavy = heavy or (not isinstance(loaded, Rejection) and loaded[5])
+                yield loaded
+            ordered = ordered[len(probe) :]
+            if not heavy:
+                yield from map(self._load, ordered)
+                return
+        yield from _bounded_ordered_map(self._pool, self._load, ordered, concurrency, 256 * 1024**2)
 
     def process(self, element: tuple[tuple[str, int], Iterable[PlannedRow]]) -> Iterator[Any]:
         (split, unit), rows = element
@@ -372,17 +406,14 @@ class _WriteShardFn(beam.DoFn):
             writer.close()
             return ShardWritten(split, unit, part, temp_uri, written_bytes, stats)
 
-        loads = _bounded_ordered_map(
-            self._pool, self._load, ordered, self._options.effective_fetch_concurrency, 256 * 1024**2
-        )
-        for planned, loaded in zip(ordered, loads, strict=True):
+        for planned, loaded in zip(ordered, self._loads(ordered), strict=True):
             if isinstance(loaded, Rejection):
                 self._rejected.inc()
                 Metrics.counter(NAMESPACE, f"rejected_{loaded.reason}").inc()
                 self._progress.rejected += 1
                 yield TaggedOutput(REJECTED, loaded)
                 continue
-            record, rate, source_rate, channels, frames = loaded
+            record, rate, source_rate, channels, frames, _ = loaded
             if writer is not None and written_bytes + len(record) > roll_at:
                 yield close()
                 part, writer = part + 1, None

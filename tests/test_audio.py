@@ -85,3 +85,13 @@ def test_empty_and_non_finite_audio(tmp_path):
     with pytest.raises(AudioRejected) as raised:
         decode_audio(str(tmp_path / "nan.wav"), AudioOptions(sample_format="float32"))
     assert raised.value.reason == "invalid_samples"
+
+
+@pytest.mark.parametrize(("extension", "subtype"), FORMATS)
+def test_heavy_marks_codecs_and_resampling(tmp_path, extension, subtype):
+    """WriteShards decodes plain PCM on its own thread and anything heavy on the pool (pipeline._loads)."""
+    path = write_audio(tmp_path / f"a.{extension}", rate=16000, subtype=subtype)
+    plain = extension == "wav"
+    assert decode_audio(str(path), AudioOptions()).heavy is not plain
+    assert decode_audio(str(path), AudioOptions(mono=True)).heavy is not plain  # downmixing is numpy, not a codec
+    assert decode_audio(str(path), AudioOptions(sample_rate=8000)).heavy
