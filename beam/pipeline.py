@@ -377,7 +377,7 @@ class _WriteShardFn(beam.DoFn):
         Threads pay off when decoding runs C code that releases the GIL (codecs, resampling: 2-5 ms
         per 5-s clip) or waits on an object store. Plain local PCM takes about 0.25 ms, mostly Python
         and memcpy under the GIL, and there a pool of 4 threads costs more in hand-offs and contention
-        than it saves: 0.67 ms per clip against 0.46 ms on one thread (bench/RESULTS.md notes). So the
+        than it saves: 0.67 ms per clip against 0.46 ms on one thread (bench/decode_threads.py). So the
         first files of each shard are decoded here, and the rest too if none of them was heavy.
         """
         concurrency = self._options.effective_fetch_concurrency

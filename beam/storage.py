@@ -20,6 +20,12 @@ from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from google.api_core.exceptions import (
+    GoogleAPICallError,
+    NotFound,
+    PreconditionFailed,
+    RequestRangeNotSatisfiable,
+)
 
 __all__ = [
     "ObjectChangedError",
@@ -104,8 +110,6 @@ def stat_object(uri: str) -> ObjectStat:
     """
     if not uri.startswith("gs://"):
         return ObjectStat(FileSystems.get_filesystem(uri).metadata(uri).size_in_bytes)
-    from google.api_core.exceptions import GoogleAPICallError, NotFound
-
     bucket, name = _split_gcs(uri)
     client, retry = _gcs()
     try:
@@ -154,8 +158,6 @@ def read_bytes(uri: str, expected_size: int | None = None, generation: int | Non
 
 
 def _read_gcs(uri: str, expected_size: int | None, generation: int | None) -> bytes:
-    from google.api_core.exceptions import GoogleAPICallError, NotFound, PreconditionFailed, RequestRangeNotSatisfiable
-
     bucket, name = _split_gcs(uri)
     client, retry = _gcs()
     blob = client.bucket(bucket).blob(name)

@@ -81,6 +81,15 @@ def step_names(pipeline: beam_runner_api_pb2.Pipeline) -> set[str]:
     return {t.unique_name.rsplit("/", 1)[-1] for t in pipeline.components.transforms.values()}
 
 
+def dataflow_args(fake: FakeDataflow, bucket: str, *extra: str) -> list[str]:
+    """Beam options that send the job to the fake Dataflow endpoint, staging in the emulated bucket."""
+    return [
+        *("--runner", "DataflowRunner", "--project", "p", "--region", "r", "--temp_location", f"{bucket}/tmp"),
+        f"--dataflow_endpoint={fake.endpoint}",
+        *extra,
+    ]
+
+
 def launch_cli(
     fake: FakeDataflow, bucket: str, *extra: str, env: dict[str, str] | None = None, cwd: Path
 ) -> subprocess.CompletedProcess:
@@ -95,16 +104,7 @@ def launch_cli(
         f"{bucket}/datasets/v1",
         "--splits",
         "train=0.9,test=0.1",
-        "--runner",
-        "DataflowRunner",
-        "--project",
-        "p",
-        "--region",
-        "r",
-        "--temp_location",
-        f"{bucket}/tmp",
-        f"--dataflow_endpoint={fake.endpoint}",
-        *extra,
+        *dataflow_args(fake, bucket, *extra),
     ]
     full_env = {k: v for k, v in os.environ.items() if k != "AUDIOFLOW_ENV_FILE"} | (env or {})
     return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300)
@@ -184,19 +184,7 @@ def test_cli_submits_a_dataflow_job(gcs: EmulatedGcs, bucket: str, tmp_path: Pat
 def test_container_image_replaces_the_staged_package(gcs: EmulatedGcs, bucket: str) -> None:
     options = build_ingest_options(manifest=f"{bucket}/big/labels.csv", output=f"{bucket}/datasets/image")
     with fake_dataflow(states=("JOB_STATE_DONE",)) as fake:
-        args = [
-            "--runner",
-            "DataflowRunner",
-            "--project",
-            "p",
-            "--region",
-            "r",
-            "--temp_location",
-            f"{bucket}/tmp",
-            f"--dataflow_endpoint={fake.endpoint}",
-            "--sdk_container_image",
-            IMAGE,
-        ]
+        args = dataflow_args(fake, bucket, "--sdk_container_image", IMAGE)
         make_pipeline(options, args).run()  # returns once the job is created
     job = fake.job
     pool = job.body["environment"]["workerPools"][0]
@@ -220,19 +208,7 @@ def test_cancel_reaches_dataflow(bucket: str) -> None:
     """What the KFP step does on SIGTERM (result.cancel()) arrives as a cancel request for the job."""
     options = build_ingest_options(manifest=f"{bucket}/big/labels.csv", output=f"{bucket}/datasets/cancel")
     with fake_dataflow(states=("JOB_STATE_RUNNING",)) as fake:
-        args = [
-            "--runner",
-            "DataflowRunner",
-            "--project",
-            "p",
-            "--region",
-            "r",
-            "--temp_location",
-            f"{bucket}/tmp",
-            f"--dataflow_endpoint={fake.endpoint}",
-            "--sdk_container_image",
-            IMAGE,
-        ]
+        args = dataflow_args(fake, bucket, "--sdk_container_image", IMAGE)
         result = make_pipeline(options, args).run()
         result.cancel()
     assert fake.job.requested_state == "JOB_STATE_CANCELLED"

@@ -8,7 +8,6 @@ job's states, fails when the job fails, and cancels the job when it receives SIG
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,8 +20,8 @@ import yaml
 
 from fake_dataflow import FakeDataflow, fake_dataflow
 from gcs_emulator import EmulatedGcs
+from kfp_helpers import compile_in_subprocess
 
-REPO = Path(__file__).resolve().parents[1]
 BUCKET = "audioflow-component"
 IMAGE = "europe-docker.pkg.dev/p/images/audioflow:0.1.0"
 
@@ -30,13 +29,7 @@ IMAGE = "europe-docker.pkg.dev/p/images/audioflow:0.1.0"
 @pytest.fixture(scope="module")
 def component_command(tmp_path_factory) -> list[str]:
     out = tmp_path_factory.mktemp("compiled")
-    subprocess.run(
-        [sys.executable, str(REPO / "compile.py"), "--output-dir", str(out)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, "AUDIOFLOW_ENV_FILE": "/nonexistent"},
-    )
+    compile_in_subprocess(out)
     spec = yaml.safe_load((out / "components/ingest_audio.yaml").read_text())
     container = spec["deploymentSpec"]["executors"]["exec-ingest-audio"]["container"]
     assert "exec python3 -m kfp.dsl.executor_main" in container["command"][2]  # Python becomes PID 1

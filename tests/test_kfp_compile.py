@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import yaml
 from kfp import components
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def compile_in_subprocess(output: Path, **env: str) -> None:
-    """Settings are read when the component modules are imported, so each variant compiles in its own process."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("IMAGE", "PROJECT_ID", "REGION")}
-    subprocess.run(
-        [sys.executable, str(REPO / "compile.py"), "--output-dir", str(output)],
-        check=True,
-        cwd=output.parent,
-        env={**clean, "AUDIOFLOW_ENV_FILE": "/nonexistent", **env},
-        capture_output=True,
-        timeout=120,
-    )
+from kfp_helpers import compile_in_subprocess
 
 
 def test_compile_is_deterministic_and_needs_no_credentials(tmp_path):

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from fake_vertex import start_fake_vertex
-from kfp_helpers import write_fake_credentials
-
-REPO = Path(__file__).resolve().parents[1]
+from kfp_helpers import compile_in_subprocess, write_fake_credentials
 
 
 @pytest.fixture
@@ -25,13 +23,7 @@ def fake_vertex():
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("compiled")
-    subprocess.run(
-        [sys.executable, str(REPO / "compile.py"), "--output-dir", str(out)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-        env={**os.environ, "AUDIOFLOW_ENV_FILE": "/nonexistent"},
-    )
+    compile_in_subprocess(out)
     return out / "pipeline.yaml"
 
 
