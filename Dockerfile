@@ -26,7 +26,7 @@ COPY beam ./beam
 COPY components ./components
 COPY pipelines ./pipelines
 RUN uv pip install --system --no-cache --no-deps . \
-    && python -c "import audioflow.beam.pipeline, audioflow.components.ingest, audioflow.components.train"
+    && python -c "import audioflow.beam.job.graph, audioflow.components.ingest, audioflow.components.train"
 
 # The Beam SDK image's entrypoint (/opt/apache/beam/boot) stays: Dataflow starts workers with it,
 # and KFP on Vertex runs components with an explicit command, which overrides it.

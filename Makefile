@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 SYNCED := $(VENV)/.synced
 DEMO := build/demo
 export UV_PYTHON_DOWNLOADS := never
+# Bytecode is compiled at install time: this environment (and the Dockerfile) set PYTHONDONTWRITEBYTECODE,
+# so without it every process compiles TensorFlow, Beam and KFP from source on each start.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: setup demo test test-slow lint format compile bench bench-smoke image clean gcs-emulator chromium
 
@@ -40,7 +43,7 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Headless Chromium renders the HTML report in tests/test_report.py; installed (Debian package, as root) if missing.
+# Headless Chromium renders the HTML report in tests/beam/tools/test_report.py; installed (Debian package, as root) if missing.
 chromium:
 	command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
@@ -74,4 +77,4 @@ image: setup
 GCS_PORT ?= 9023
 BUCKETS ?= audioflow-local
 gcs-emulator: setup
-	$(BIN)/python tests/gcs_emulator.py --port $(GCS_PORT) $(foreach b,$(BUCKETS),--bucket $(b))
+	$(BIN)/python tests/helpers/gcs_emulator.py --port $(GCS_PORT) $(foreach b,$(BUCKETS),--bucket $(b))

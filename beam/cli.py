@@ -152,10 +152,10 @@ _BEAM_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
 @click.pass_context
 def ingest(ctx: click.Context, **values: Any) -> None:
     """Run the Beam job. Unknown options go to Beam: --runner DataflowRunner --project … --region …"""
-    from audioflow.beam.ingest import run_ingest
-    from audioflow.beam.options import build_ingest_options
+    from audioflow.beam.job.launch import run_ingest
+    from audioflow.beam.prep.options import build_ingest_options
     from audioflow.beam.settings import dataflow_args_from_env
-    from audioflow.beam.summary import format_summary
+    from audioflow.beam.tools.summary import format_summary
 
     as_json = values.pop("as_json")
     try:
@@ -175,16 +175,16 @@ def ingest(ctx: click.Context, **values: Any) -> None:
 def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) -> None:
     """Summarise a dataset; --verify re-reads it all and exits non-zero on any mismatch."""
     from audioflow.beam.reader import load_dataset_info
-    from audioflow.beam.summary import format_summary
+    from audioflow.beam.tools.summary import format_summary
 
     info = load_dataset_info(dataset)
     report = None
     if verify:
-        from audioflow.beam.verify import verify_dataset
+        from audioflow.beam.tools.verify import verify_dataset
 
         report = verify_dataset(dataset, info)
     if html_path:
-        from audioflow.beam.report import write_html_report
+        from audioflow.beam.tools.report import write_html_report
 
         write_html_report(dataset, info, html_path)
     if as_json:
@@ -218,7 +218,7 @@ def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) ->
 @click.option("--clips-per-class", type=int, default=40, show_default=True)
 def demo_data(folder: str, clips_per_class: int) -> None:
     """Generate a small labelled demo dataset (audio + labels.csv) in FOLDER."""
-    from audioflow.beam.demo_data import make_demo_data
+    from audioflow.beam.tools.demo_data import make_demo_data
 
     click.echo(make_demo_data(folder, clips_per_class))
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from google.api_core.exceptions import (
     GoogleAPICallError,
@@ -27,7 +29,11 @@ from google.api_core.exceptions import (
     RequestRangeNotSatisfiable,
 )
 
+from audioflow.beam.errors import DatasetError
+from audioflow.beam.format import iter_shard_records
+
 __all__ = [
+    "INCOMPLETE_SUFFIX",
     "ObjectChangedError",
     "ObjectStat",
     "RemoteStorageError",
@@ -35,11 +41,16 @@ __all__ = [
     "delete_tree",
     "list_names",
     "read_bytes",
+    "read_shard_records",
     "read_text",
     "stat_object",
     "stat_size",
+    "write_atomically",
     "write_text_atomically",
 ]
+
+# What a file being written is called until it is complete; prepare_output removes leftovers.
+INCOMPLETE_SUFFIX = ".incomplete"
 
 
 class RemoteStorageError(OSError):
@@ -189,14 +200,36 @@ def read_text(uri: str) -> str:
         return stream.read().decode("utf-8")
 
 
-def write_text_atomically(uri: str, text: str) -> None:
-    """Writes to a temporary name, then renames: readers see the whole file or none of it."""
-    temporary = uri + ".incomplete"
+@contextmanager
+def write_atomically(uri: str) -> Iterator[BinaryIO]:
+    """A stream to a temporary name, renamed to `uri` when the block ends without an error: readers
+    see the whole file or none of it. A failed write leaves `uri` as it was."""
+    temporary = uri + INCOMPLETE_SUFFIX
     with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
-        stream.write(text.encode("utf-8"))
+        yield stream
     if FileSystems.exists(uri):
         FileSystems.delete([uri])
     FileSystems.rename([temporary], [uri])
+
+
+def write_text_atomically(uri: str, text: str) -> None:
+    with write_atomically(uri) as stream:
+        stream.write(text.encode("utf-8"))
+
+
+def read_shard_records(uri: str) -> Iterator[bytes]:
+    """A shard's record payloads from any filesystem, under the format's one gzip and CRC policy.
+
+    Raises:
+        DatasetError: naming the shard and record (corrupt, truncated, or unreadable storage).
+    """
+    name = uri.rsplit("/", 1)[-1]
+    try:
+        raw = FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+    except (OSError, BeamIOError) as error:
+        raise DatasetError(f"{name}: cannot be opened: {type(error).__name__}: {error}") from None
+    with raw:
+        yield from iter_shard_records(raw, name)
 
 
 def delete_if_exists(uris: list[str]) -> None:

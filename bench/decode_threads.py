@@ -19,9 +19,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from audioflow.beam.audio import AudioOptions, decode_audio
-from audioflow.beam.dataset_format import AudioExample, encode_example
-from audioflow.beam.tfrecord import frame_record
+from audioflow.beam.format import AudioExample, encode_example
+from audioflow.beam.format.tfrecord import frame_record
+from audioflow.beam.prep.audio import AudioOptions, decode_audio
 
 
 def load(path: str, options: AudioOptions) -> bytes:

@@ -3,7 +3,7 @@
 Cloud Storage answers each request after tens of milliseconds however small the object, so a job
 that fetches one file at a time is bound by requests × latency, not by bandwidth or CPU. This
 puts a loopback proxy that delays the first bytes of every HTTP request by `--latency-ms` in front
-of the GCS emulator (tests/gcs_emulator.LatencyProxy), uploads N clips and a manifest, and runs:
+of the GCS emulator (tests/helpers/gcs_emulator.LatencyProxy), uploads N clips and a manifest, and runs:
 
   sequential fetch  a plain loop downloading each object with google-cloud-storage (no decoding,
                     no writing): the cost of fetching one file at a time, the floor of a naive job;
@@ -51,7 +51,7 @@ import urllib.request
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent / "tests"))
+sys.path.insert(0, str(BENCH.parent / "tests" / "helpers"))
 
 from data import VARIANTS, make_workload  # noqa: E402
 from monitor import run_measured  # noqa: E402
@@ -76,7 +76,7 @@ THREADED_EMULATOR = (
 
 
 def start_threaded_emulator(timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
-    """Like tests/gcs_emulator.start_emulator, on a threaded HTTP server; returns the process and its URL."""
+    """Like tests/helpers/gcs_emulator.start_emulator, on a threaded HTTP server; returns the process and its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

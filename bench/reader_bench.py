@@ -37,8 +37,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from audioflow.beam.dataset_format import tf_feature_spec
-from audioflow.beam.paths import is_remote
+from audioflow.beam.format import tf_feature_spec
+from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.reader import load_dataset_info, read_split, shard_uris
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -52,7 +52,7 @@ def ingest_audio(
         runner: DirectRunner (in the step's container) or DataflowRunner.
         beam_args: extra Beam options, e.g. ["--project=p", "--region=r", "--temp_location=gs://b/tmp"].
     """
-    from audioflow.beam.report import write_html_report
+    from audioflow.beam.tools.report import write_html_report
     from audioflow.components.ingest_step import dataset_metadata, run_ingest_step
 
     info = run_ingest_step(

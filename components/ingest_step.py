@@ -13,9 +13,9 @@ import logging
 import signal
 from typing import Any
 
-from audioflow.beam.dataset_format import DatasetInfo
-from audioflow.beam.ingest import LOCAL_RUNNERS, run_ingest
-from audioflow.beam.options import build_ingest_options
+from audioflow.beam.format import DatasetInfo
+from audioflow.beam.job.launch import LOCAL_RUNNERS, run_ingest
+from audioflow.beam.prep.options import build_ingest_options
 
 __all__ = ["dataflow_resources", "dataset_metadata", "run_ingest_step"]
 

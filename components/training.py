@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from audioflow.beam.dataset_format import DatasetInfo
 from audioflow.beam.errors import DatasetError
+from audioflow.beam.format import DatasetInfo
 from audioflow.beam.reader import load_dataset_info, read_split
 
 __all__ = ["TrainingConfig", "TrainingResult", "train_classifier"]

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from audioflow.beam.errors import SettingsError
-from audioflow.beam.ingest import LOCAL_RUNNERS
+from audioflow.beam.job.launch import LOCAL_RUNNERS
 from audioflow.beam.settings import DATAFLOW_ARG_VARIABLES, setting
 from audioflow.components.image import component_image
 

@@ -1,10 +1,13 @@
-"""Shared fixtures. Fixture modules of their own are listed in pytest_plugins."""
+"""Shared fixtures. Helpers (real audio, the GCS emulator, fake Dataflow and Vertex endpoints) live
+in tests/helpers/ and are imported by their module names; fixture modules are in pytest_plugins."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
-# Beam's default local runner would first try to download Prism; tests never reach the network.
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 pytest_plugins: list[str] = ["gcs_emulator"]

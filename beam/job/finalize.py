@@ -1,0 +1,212 @@
+"""The last step of a run: prove the accounting, write rejected.jsonl, name shards, write dataset.json.
+
+dataset.json is written last, so its presence means the dataset is complete; a run that dies
+before this point leaves only temporary files that readers ignore and --overwrite removes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import heapq
+import json
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+
+from audioflow.beam.errors import AccountingError
+from audioflow.beam.format import (
+    FORMAT_VERSION,
+    METADATA_FILE,
+    REJECTED_EXAMPLES_PER_REASON,
+    REJECTED_FILE,
+    DatasetInfo,
+    ShardInfo,
+    SplitInfo,
+    shard_file_name,
+)
+from audioflow.beam.prep.manifest import LabelPolicy
+from audioflow.beam.prep.options import IngestOptions
+from audioflow.beam.prep.rows import Rejection, ShardStats, ShardWritten
+from audioflow.beam.storage import delete_if_exists, delete_tree, write_atomically, write_text_atomically
+
+__all__ = ["finalize_dataset"]
+
+_LOGGER = logging.getLogger(__name__)
+_PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
+
+
+def _write_rejected(uri: str, rejected: Iterable[Rejection]) -> tuple[Counter, Counter, dict[str, list[dict]]]:
+    """Streams the rejections to rejected.jsonl; returns counts by split and reason, and a few examples.
+
+    The examples are the rows with the lowest line numbers, not the first to arrive: arrival order
+    depends on the runner's parallelism, and dataset.json should not.
+    """
+    by_split: Counter = Counter()
+    by_reason: Counter = Counter()
+    lowest: dict[str, list[tuple[int, str]]] = defaultdict(list)  # reason -> max-heap of (-line, json line)
+    with write_atomically(uri) as stream:
+        for rejection in rejected:
+            line = rejection.to_json_line()
+            stream.write(line.encode("utf-8") + b"\n")
+            by_split[rejection.split] += 1
+            by_reason[rejection.reason] += 1
+            heap = lowest[rejection.reason]
+            if len(heap) < REJECTED_EXAMPLES_PER_REASON:
+                heapq.heappush(heap, (-rejection.line, line))
+            elif -rejection.line > heap[0][0]:
+                heapq.heapreplace(heap, (-rejection.line, line))
+    examples = {reason: [json.loads(line) for _, line in sorted(heap, reverse=True)] for reason, heap in lowest.items()}
+    return by_split, by_reason, examples
+
+
+def _check_accounting(rows_by_split: dict[str, int], written: Counter, rejected: Counter, manifest_rows: int) -> None:
+    problems = []
+    for split in sorted(set(rows_by_split) | set(written) | set(rejected)):
+        rows = rows_by_split.get(split, 0)
+        if rows != written[split] + rejected[split]:
+            problems.append(f"split {split!r}: {rows} rows != {written[split]} written + {rejected[split]} rejected")
+    if sum(rows_by_split.values()) != manifest_rows:
+        problems.append(f"{sum(rows_by_split.values())} rows classified != {manifest_rows} manifest rows")
+    if problems:
+        raise AccountingError("accounting does not balance, so rows were lost: " + "; ".join(problems))
+
+
+def _percentiles(durations_centiseconds: Counter) -> dict[str, float]:
+    total = sum(durations_centiseconds.values())
+    if not total:
+        return {}
+    result, seen = {}, 0
+    ordered = sorted(durations_centiseconds.items())
+    targets = list(_PERCENTILES)
+    for value, count in ordered:
+        seen += count
+        while targets and seen >= max(1, targets[0] / 100 * total):
+            result[f"p{targets.pop(0)}"] = value / 100
+    while targets:
+        result[f"p{targets.pop(0)}"] = ordered[-1][0] / 100
+    return result
+
+
+def _name_shards(options: IngestOptions, split: str, shards: list[ShardWritten]) -> list[ShardInfo]:
+    """Renames a split's temporary files to their final names, in a deterministic order."""
+    ordered = sorted(shards, key=lambda shard: (shard.unit, shard.part))
+    infos = []
+    for index, shard in enumerate(ordered):
+        name = shard_file_name(split, index, len(ordered), options.compression)
+        final = FileSystems.join(options.output, name)
+        if FileSystems.exists(shard.temp_uri):  # a retried Finalize may have renamed it already
+            delete_if_exists([final])
+            FileSystems.rename([shard.temp_uri], [final])
+        infos.append(ShardInfo(name=name, num_examples=shard.stats.num_examples, num_bytes=shard.num_bytes))
+    return infos
+
+
+def _histogram(counter: Counter) -> dict[str, int]:
+    return {str(key): count for key, count in sorted(counter.items())}
+
+
+def finalize_dataset(
+    options: IngestOptions,
+    temp_dir: str,
+    tool: dict[str, Any],
+    *,
+    shards: list[ShardWritten],
+    rejected: Iterable[Rejection],
+    rows_by_split: dict[str, int],
+    label_policy: LabelPolicy,
+    manifest_info: dict[str, Any],
+) -> DatasetInfo:
+    """Completes the dataset and returns its metadata.
+
+    Raises:
+        AccountingError: if manifest rows != written + rejected for any split (dataset.json is not written).
+    """
+    rejected_by_split, rejected_by_reason, rejected_examples = _write_rejected(
+        FileSystems.join(options.output, REJECTED_FILE), rejected
+    )
+    shards_by_split: dict[str, list[ShardWritten]] = defaultdict(list)
+    for shard in shards:
+        shards_by_split[shard.split].append(shard)
+    written_by_split = Counter(
+        {split: sum(s.stats.num_examples for s in group) for split, group in shards_by_split.items()}
+    )
+    _check_accounting(rows_by_split, written_by_split, rejected_by_split, manifest_info["num_rows"])
+
+    splits: dict[str, SplitInfo] = {}
+    overall = ShardStats()
+    for split in options.splits.names:
+        group = shards_by_split.get(split, [])
+        stats = ShardStats()
+        for shard in group:
+            stats.merge(shard.stats)
+        overall.merge(stats)
+        files = _name_shards(options, split, group)
+        splits[split] = SplitInfo(
+            num_examples=stats.num_examples,
+            num_shards=len(files),
+            files=files,
+            duration_seconds=round(stats.duration_seconds, 3),
+            num_bytes=sum(f.num_bytes for f in files),
+            label_counts=_histogram(stats.label_counts),
+        )
+
+    num_rows = manifest_info["num_rows"]
+    num_rejected = sum(rejected_by_reason.values())
+    fraction = num_rejected / num_rows if num_rows else 0.0
+    sample_rates = sorted(overall.sample_rates)
+    channels = sorted(overall.channels)
+    info = DatasetInfo(
+        format_version=FORMAT_VERSION,
+        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        audio={
+            "sample_format": options.audio.sample_format,
+            "encoding": "pcm_le_interleaved",
+            "sample_rate": sample_rates[0] if len(sample_rates) == 1 else None,
+            "num_channels": channels[0] if len(channels) == 1 else None,
+        },
+        compression=options.compression,
+        splits=splits,
+        labels={
+            "names": list(label_policy.names) if label_policy.names is not None else None,
+            "counts": _histogram(overall.label_counts),
+        },
+        rejected={
+            "num_rows": num_rejected,
+            "by_reason": dict(sorted(rejected_by_reason.items())),
+            "by_split": dict(sorted(rejected_by_split.items())),
+            "file": REJECTED_FILE,
+            "fraction": round(fraction, 6),
+            "max_fraction": options.max_rejected_fraction,
+            "passed": fraction <= options.max_rejected_fraction,
+            "examples": rejected_examples,
+        },
+        manifest=dict(manifest_info),
+        audio_root=options.audio_root,
+        stats={
+            "num_examples": overall.num_examples,
+            "total_hours": round(overall.duration_seconds / 3600, 6),
+            "total_bytes": sum(split.num_bytes for split in splits.values()),
+            "sample_rates": _histogram(overall.sample_rates),
+            "source_sample_rates": _histogram(overall.source_sample_rates),
+            "channels": _histogram(overall.channels),
+            "duration_seconds_percentiles": _percentiles(overall.durations_centiseconds),
+            "duration_seconds_histogram": _duration_histogram(overall.durations_centiseconds),
+        },
+        options=options.to_json_dict(),
+        tool=tool,
+    )
+    write_text_atomically(FileSystems.join(options.output, METADATA_FILE), info.to_json())
+    delete_tree(temp_dir)
+    _LOGGER.info("dataset complete: %d examples written, %d rows rejected", overall.num_examples, num_rejected)
+    return info
+
+
+def _duration_histogram(durations_centiseconds: Counter) -> dict[str, int]:
+    """Counts per whole-second bucket ('0', '1', ...), small enough for any dataset size."""
+    buckets: Counter = Counter()
+    for centiseconds, count in durations_centiseconds.items():
+        buckets[centiseconds // 100] += count
+    return _histogram(buckets)

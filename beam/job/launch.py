@@ -1,0 +1,182 @@
+"""Launching the ingestion job: check the output folder, pick the runner, run, check the result."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import platform
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
+
+from audioflow.beam.errors import (
+    AudioflowError,
+    ManifestError,
+    OutputExistsError,
+    SettingsError,
+    TooManyRejectedError,
+)
+from audioflow.beam.format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
+from audioflow.beam.job.beam_args import complete_remote_args, runner_name
+from audioflow.beam.job.graph import IngestDataset
+from audioflow.beam.prep.manifest import HashingReader, iter_manifest_rows
+from audioflow.beam.prep.options import IngestOptions
+from audioflow.beam.prep.paths import is_remote
+from audioflow.beam.reader import load_dataset_info
+from audioflow.beam.settings import hide_option_values
+from audioflow.beam.storage import INCOMPLETE_SUFFIX, delete_if_exists, delete_tree, list_names
+
+__all__ = ["LOCAL_RUNNERS", "check_manifest", "make_pipeline", "prepare_output", "run_ingest", "tool_info"]
+
+_LOGGER = logging.getLogger(__name__)
+# Names that run on this machine. Beam's DirectRunner delegates batch pipelines to the FnApiRunner,
+# but first tries to download the Prism runner; naming the FnApiRunner skips that attempt.
+LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
+
+
+def tool_info() -> dict[str, Any]:
+    """Versions recorded in dataset.json, so a dataset says what made it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        own = version("audioflow")
+    except PackageNotFoundError:
+        own = "unknown"
+    return {"name": "audioflow", "version": own, "beam_version": beam.__version__, "python": platform.python_version()}
+
+
+def prepare_output(options: IngestOptions) -> None:
+    """Refuses a folder that holds a dataset (complete or not) unless --overwrite; then clears our files.
+
+    dataset.json is deleted first, so an interrupted overwrite never leaves a folder that looks complete.
+
+    Raises:
+        OutputExistsError: the folder holds a dataset and overwrite is off.
+        SettingsError: the folder cannot be listed (no such bucket, no permission).
+    """
+    try:
+        # Object stores are listed without exists(): Beam's GCS refuses `gs://bucket` (a bucket root).
+        names = list_names(options.output) if "://" in options.output or FileSystems.exists(options.output) else []
+        temporaries = _temporary_folders(options.output)
+    except BeamIOError as error:  # e.g. the bucket does not exist, or we may not list it
+        raise SettingsError(f"cannot list the output folder {options.output}: {error}") from None
+    ours = [
+        n for n in names if n in (METADATA_FILE, REJECTED_FILE) or parse_shard_name(n) or n.endswith(INCOMPLETE_SUFFIX)
+    ]
+    if not ours and not temporaries:
+        return
+    if not options.overwrite:
+        state = "a dataset" if METADATA_FILE in ours else "files of an incomplete run"
+        raise OutputExistsError(f"{options.output} already holds {state}; pass --overwrite to replace it")
+    _LOGGER.info("--overwrite: removing the dataset in %s", options.output)
+    delete_if_exists([FileSystems.join(options.output, METADATA_FILE)])
+    delete_if_exists([FileSystems.join(options.output, n) for n in ours if n != METADATA_FILE])
+    for folder in temporaries:
+        delete_tree(folder)
+
+
+def _temporary_folders(output: str) -> list[str]:
+    """The `_temporary-*` folders earlier runs left. An object store shows them through their files; a
+    local folder is also listed directly, since a run killed after Finalize renamed every shard leaves
+    an empty one, which matching files never finds (it would stay in the dataset forever)."""
+    matched = FileSystems.match([output.rstrip("/") + "/_temporary-*/**"])[0].metadata_list
+    prefix = output.rstrip("/") + "/"
+    folders = {prefix + m.path[len(prefix) :].split("/", 1)[0] for m in matched}
+    if not is_remote(output) and os.path.isdir(output):
+        folders.update(prefix + name for name in os.listdir(output) if name.startswith("_temporary-"))
+    return sorted(folders)
+
+
+def check_manifest(options: IngestOptions) -> None:
+    """Fails fast, before any runner starts, on a missing manifest or an unrecognised header.
+
+    Raises:
+        ManifestError: naming the manifest and what is wrong with it.
+    """
+    if not FileSystems.exists(options.manifest):
+        raise ManifestError(f"manifest {options.manifest} does not exist")
+    with FileSystems.open(options.manifest, compression_type=CompressionTypes.AUTO) as stream:
+        # HashingReader makes Beam's CompressedFile (.gz manifests) a full io stream, as in ReadManifest.
+        rows = iter_manifest_rows(
+            HashingReader(stream), options.label_column, options.blob_column, name=options.manifest
+        )
+        next(rows, None)  # parses the header and the first row
+
+
+def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | None = None) -> beam.Pipeline:
+    """Builds (does not run) the Beam pipeline for these options on the runner the Beam args name."""
+    hide_option_values()  # before Beam parses the args: it logs unknown ones with their values
+    pipeline_options = PipelineOptions(complete_remote_args(beam_args))
+    runner_name = pipeline_options.view_as(StandardOptions).runner
+    runner: Any = runner_name
+    if runner_name in LOCAL_RUNNERS:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        runner = FnApiRunner()
+        direct = pipeline_options.view_as(DirectOptions)
+        if direct.direct_running_mode is None:
+            direct.direct_running_mode = "in_memory"
+    run_id = run_id or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    pipeline = beam.Pipeline(runner=runner, options=pipeline_options)
+    local = runner_name in LOCAL_RUNNERS
+    _ = pipeline | "IngestDataset" >> IngestDataset(options, run_id, tool_info(), spread_rows=not local)
+    return pipeline
+
+
+def load_info(output: str) -> DatasetInfo:
+    """The finished run's dataset.json; DatasetError (one line in the CLI, not a storage traceback)
+    when the job ended without writing it."""
+    return load_dataset_info(output)
+
+
+def run_ingest(
+    options: IngestOptions,
+    beam_args: list[str] | None = None,
+    on_started: Callable[[beam.runners.runner.PipelineResult], None] | None = None,
+) -> DatasetInfo:
+    """Runs the ingestion job to completion and returns the dataset's metadata.
+
+    Args:
+        options: the job's own settings.
+        beam_args: Beam pipeline options (runner, project, region, ...), passed through untouched.
+        on_started: called with the PipelineResult as soon as the runner has accepted the job
+            (the KFP component uses it to record and cancel Dataflow jobs).
+
+    Raises:
+        OutputExistsError: see prepare_output.
+        TooManyRejectedError: more rows were rejected than allowed (the dataset is still written).
+        AccountingError: rows were lost (the job fails before dataset.json is written).
+    """
+    check_manifest(options)
+    prepare_output(options)
+    args = list(beam_args or [])
+    runner = runner_name(args)
+    try:
+        pipeline = make_pipeline(options, args)  # remote runners validate their options here
+        result = pipeline.run()
+        if on_started is not None:
+            on_started(result)
+        state = result.wait_until_finish()
+    except Exception as error:
+        if runner in LOCAL_RUNNERS:  # local: our errors are found in the chain; anything else is a bug to show
+            raise
+        # A remote runner's failure (job failed, creation refused): its message is what the user needs;
+        # the traceback is kept as the cause for --verbose.
+        raise AudioflowError(f"the {runner} job did not complete: {type(error).__name__}: {error}") from error
+    if state != PipelineState.DONE:
+        raise AudioflowError(f"the Beam job ended in state {state}, not DONE; the dataset is incomplete")
+    info = load_info(options.output)
+    if not info.rejected["passed"]:
+        raise TooManyRejectedError(
+            f"{info.rejected['num_rows']} of {info.manifest['num_rows']} rows were rejected "
+            f"({info.rejected['fraction']:.2%}, over --max-rejected-fraction {options.max_rejected_fraction:g}); "
+            f"see {FileSystems.join(options.output, REJECTED_FILE)}"
+        )
+    return info

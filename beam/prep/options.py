@@ -1,0 +1,146 @@
+"""IngestOptions: everything the ingestion job needs to know, validated once, shared by CLI and KFP."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from audioflow.beam.format import COMPRESSIONS
+from audioflow.beam.prep.audio import AudioOptions
+from audioflow.beam.prep.paths import is_remote, normalise_root
+from audioflow.beam.prep.splits import SplitSpec, parse_splits
+
+__all__ = ["IngestOptions", "build_ingest_options", "parse_size"]
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(text: str | int) -> int:
+    """Parses '128MiB', '64M', '1g' or a plain byte count.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    if isinstance(text, int):
+        return text
+    stripped = text.strip().lower().replace(" ", "")
+    number = stripped.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = stripped[len(number) :]
+    if unit not in _UNITS or not number:
+        raise ValueError(f"bad size {text!r}: expected e.g. 128MiB, 64M or a number of bytes")
+    return int(float(number) * _UNITS[unit])
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """The ingestion job's own settings (Beam's runner options travel separately)."""
+
+    manifest: str
+    output: str
+    audio_root: str = ""  # default: the manifest's folder
+    splits: SplitSpec = field(default_factory=lambda: parse_splits("train=1"))
+    audio: AudioOptions = field(default_factory=AudioOptions)
+    label_column: str | None = None
+    blob_column: str | None = None
+    label_type: str = "auto"
+    shard_size: int = 128 * 1024**2
+    compression: str = "none"
+    max_file_size: int | None = 2 * 1024**3
+    max_rejected_fraction: float = 0.01
+    overwrite: bool = False
+    fetch_concurrency: int = 0  # 0: 16 reads in flight for remote audio, 4 for local files
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {sorted(COMPRESSIONS)}")
+        if self.label_type not in ("auto", "int", "string"):
+            raise ValueError("label type must be auto, int or string")
+        if self.shard_size < 1024:
+            raise ValueError("shard size must be at least 1 KiB")
+        if not 0 <= self.max_rejected_fraction <= 1:
+            raise ValueError("max rejected fraction must be between 0 and 1")
+        root = self.audio_root or _parent(self.manifest)
+        object.__setattr__(self, "audio_root", normalise_root(root))
+        object.__setattr__(self, "output", normalise_root(self.output))
+        if not is_remote(self.manifest):
+            object.__setattr__(self, "manifest", os.path.abspath(self.manifest))
+
+    @property
+    def effective_fetch_concurrency(self) -> int:
+        if self.fetch_concurrency > 0:
+            return self.fetch_concurrency
+        return 16 if is_remote(self.audio_root) else 4
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The options as recorded in dataset.json (no credentials live here: Beam's options are not included)."""
+        record = dataclasses.asdict(self)
+        record["splits"] = dict(self.splits.fractions)
+        record["split_salt"] = self.splits.salt
+        return record
+
+
+def _parent(uri: str) -> str:
+    return posixpath.dirname(uri) if is_remote(uri) else os.path.dirname(os.path.abspath(uri))
+
+
+def build_ingest_options(
+    *,
+    manifest: str,
+    output: str,
+    audio_root: str = "",
+    splits: str = "train=1",
+    sample_rate: int | None = None,
+    mono: bool = False,
+    sample_format: str = "int16",
+    max_duration: float | None = 1200.0,
+    max_file_size: str | int | None = "2GiB",
+    shard_size: str | int = "128MiB",
+    compression: str = "none",
+    label_column: str | None = None,
+    blob_column: str | None = None,
+    label_type: str = "auto",
+    max_rejected_fraction: float = 0.01,
+    fetch_concurrency: int = 0,
+    overwrite: bool = False,
+) -> IngestOptions:
+    """IngestOptions from flat, string-friendly values (what the CLI and the KFP component receive).
+
+    Raises:
+        ValueError: naming the value that is wrong.
+    """
+    return IngestOptions(
+        manifest=manifest,
+        output=output,
+        audio_root=audio_root,
+        splits=parse_splits(splits),
+        audio=AudioOptions(
+            sample_format=sample_format,
+            sample_rate=sample_rate or None,
+            mono=mono,
+            max_duration=max_duration if max_duration and max_duration > 0 else None,
+        ),
+        label_column=label_column or None,
+        blob_column=blob_column or None,
+        label_type=label_type,
+        shard_size=parse_size(shard_size),
+        compression=compression,
+        max_file_size=parse_size(max_file_size) if max_file_size else None,
+        max_rejected_fraction=max_rejected_fraction,
+        overwrite=overwrite,
+        fetch_concurrency=fetch_concurrency,
+    )
