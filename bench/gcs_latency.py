@@ -22,12 +22,9 @@ media GETs, one at a time and 16 at a time): it is the ceiling. With R requests 
 of concurrency makes a file cheaper than R × (the emulator's cost per request when saturated), so
 the best ratio to the sequential loop is (latency + one media GET) / (R × that cost).
 
-The emulator is a Python process. It runs here on a threaded HTTP server with HTTP/1.1 keep-alive
-and TCP_NODELAY (as Cloud Storage keeps connections open; without keep-alive every request paid a
-new connection and a new thread), and without rewriting its whole object index as JSON after every
-upload (in-memory mode never reads it back; uploads were quadratic in N). The output goes to a local
-folder so that only reads cross the proxy. Prints a Markdown table (or appends it to RESULTS.md's
-notes with --results).
+The emulator runs on a threaded HTTP server with keep-alive (as Cloud Storage keeps connections
+open), so that the benchmark measures latency hiding rather than a one-request-at-a-time server.
+The output goes to a local folder so that only reads cross the proxy. Prints a Markdown table.
 
 Usage: gcs_latency.py [--clips 1000] [--latency-ms 30] [--repeat 3] [--concurrency 32 ...]
                       [--audioflow LABEL=COMMAND ...] [--markdown FILE] [--json FILE]
@@ -53,9 +50,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests" / "helpers"))
 
+from contenders import AUDIOFLOW, PYTHON, contender_env  # noqa: E402
 from data import VARIANTS, make_workload  # noqa: E402
 from monitor import run_measured  # noqa: E402
-from run import AUDIOFLOW, PYTHON, contender_env  # noqa: E402
 
 from gcs_emulator import EmulatedGcs, LatencyProxy, credentials_info, emulator_environment  # noqa: E402
 
@@ -165,7 +162,7 @@ def main() -> None:
     parser.add_argument("--no-one-in-flight", action="store_true", help="skip `--fetch-concurrency 1` (slow)")
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     parser.add_argument("--markdown", type=Path, help="also write the Markdown section to this file")
-    parser.add_argument("--json", type=Path, help="write the key numbers to this file (bench/run.py reads them)")
+    parser.add_argument("--json", type=Path, help="write the key numbers to this file (bench/sections.py reads them)")
     args = parser.parse_args()
     builds = [spec.split("=", 1) for spec in args.audioflow] or [["", AUDIOFLOW]]
 

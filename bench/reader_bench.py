@@ -13,7 +13,7 @@ and load from other work hit both alike. Reported per reader: best, median and w
 process's own CPU seconds per pass and the cores other processes used during it (/proc/stat minus
 this process). The ratio is given three ways: best/best, median/median and the median of the
 per-round ratios (each pair of passes ran back to back, so it is the least sensitive to load that
-comes and goes). `examples_per_s` is the best pass (what bench/run.py reports).
+comes and goes). `examples_per_s` is the best pass (the reader table in RESULTS.md shows it).
 
 `--profile` instead times the stages of each reader (read only, + parse_example, + decode, whole
 reader), alternating them the same way, to show where the time goes.
