@@ -58,7 +58,7 @@ test-slow: setup
 clean:
 	rm -rf build .pytest_cache .ruff_cache
 
-# Benchmarks (issue 5): full run writes bench/RESULTS.md; the smoke run takes seconds and runs in CI.
+# Benchmarks: the full run writes bench/RESULTS.md; the smoke run takes seconds and runs in CI.
 bench: setup
 	$(BIN)/python bench/run.py
 

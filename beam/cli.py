@@ -9,11 +9,13 @@ import importlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from audioflow.beam.errors import AudioflowError, TooManyRejectedError
+from audioflow.beam.prep.defaults import INGEST_OPTIONS
 
 _LOGGER = logging.getLogger("audioflow")
 _LAZY_COMMANDS = {
@@ -42,6 +44,8 @@ class _Group(click.Group):
         except TooManyRejectedError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
+        except click.ClickException:
+            raise  # already one clear line, with click's exit code
         except AudioflowError as error:
             if ctx.obj and ctx.obj.get("verbose"):
                 raise
@@ -98,71 +102,50 @@ def main(ctx: click.Context, verbose: bool, env_file: str | None) -> None:
 _BEAM_ARGS = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
+def _table_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ingest options of `audioflow.beam.prep.defaults`, as click options (the table is their one home)."""
+    for entry in reversed(INGEST_OPTIONS):
+        settings: dict[str, Any] = {"envvar": entry.env, "help": entry.help + (f" [{entry.env}]" if entry.env else "")}
+        if entry.kind is bool:
+            settings["is_flag"] = True
+        else:
+            settings["default"] = entry.default
+            settings["show_default"] = entry.default not in ("", None)
+            settings["type"] = click.Choice(list(entry.choices)) if entry.choices else entry.kind
+        command = click.option(entry.flag, entry.name, **settings)(command)
+    return command
+
+
+# The ingest command's own flags, offered as suggestions when an unknown option reaches Beam.
+_INGEST_FLAGS = ("--manifest", "--output", "--overwrite", "--json", *(entry.flag for entry in INGEST_OPTIONS))
+
+
 @main.command(context_settings=_BEAM_ARGS)
 @click.option(
     "--manifest", envvar="MANIFEST_URI", required=True, help="CSV manifest: local path or gs:// URI. [MANIFEST_URI]"
 )
-@click.option(
-    "--audio-root",
-    envvar="AUDIO_ROOT",
-    default="",
-    help="Where blob names are resolved (default: the manifest's folder). [AUDIO_ROOT]",
-)
 @click.option("--output", envvar="DATASET_URI", required=True, help="Dataset folder, local or gs://. [DATASET_URI]")
-@click.option(
-    "--splits", envvar="SPLITS", default="train=1", show_default=True, help="e.g. train=0.8,validation=0.1,test=0.1"
-)
-@click.option("--sample-rate", envvar="SAMPLE_RATE", type=int, help="Resample every file to this rate (Hz).")
-@click.option("--mono", envvar="MONO", is_flag=True, help="Downmix to one channel.")
-@click.option(
-    "--sample-format",
-    envvar="SAMPLE_FORMAT",
-    type=click.Choice(["int16", "float32"]),
-    default="int16",
-    show_default=True,
-)
-@click.option(
-    "--max-duration",
-    envvar="MAX_DURATION",
-    type=float,
-    default=1200.0,
-    show_default=True,
-    help="Reject longer files (seconds, from the header).",
-)
-@click.option("--max-file-size", envvar="MAX_FILE_SIZE", default="2GiB", show_default=True, help="Reject larger files.")
-@click.option("--shard-size", envvar="SHARD_SIZE", default="128MiB", show_default=True, help="Target shard size.")
-@click.option(
-    "--compression", envvar="COMPRESSION", type=click.Choice(["none", "gzip"]), default="none", show_default=True
-)
-@click.option("--label-column", envvar="LABEL_COLUMN", help="Header of the label column, if not a usual name.")
-@click.option("--blob-column", envvar="BLOB_COLUMN", help="Header of the blob column, if not a usual name.")
-@click.option(
-    "--label-type", envvar="LABEL_TYPE", type=click.Choice(["auto", "int", "string"]), default="auto", show_default=True
-)
-@click.option("--max-rejected-fraction", envvar="MAX_REJECTED_FRACTION", type=float, default=0.01, show_default=True)
-@click.option(
-    "--fetch-concurrency",
-    envvar="FETCH_CONCURRENCY",
-    type=int,
-    default=0,
-    help="Reads in flight per worker (0: 16 remote, 4 local).",
-)
+@_table_options
 @click.option("--overwrite", is_flag=True, help="Replace a dataset already in --output.")
 @click.option("--json", "as_json", is_flag=True, help="Print dataset.json instead of the summary.")
 @click.pass_context
 def ingest(ctx: click.Context, **values: Any) -> None:
-    """Run the Beam job. Unknown options go to Beam: --runner DataflowRunner --project … --region …"""
+    """Run the Beam job. Other options go to Beam: --runner DataflowRunner --project … --region …"""
+    from audioflow.beam.job.beam_args import UnknownOptionError, check_beam_args, dataflow_args_from_env
     from audioflow.beam.job.launch import run_ingest
     from audioflow.beam.prep.options import build_ingest_options
-    from audioflow.beam.settings import dataflow_args_from_env
     from audioflow.beam.tools.summary import format_summary
 
     as_json = values.pop("as_json")
+    beam_args = dataflow_args_from_env(list(ctx.args))
+    try:
+        check_beam_args(beam_args, known_elsewhere=_INGEST_FLAGS)
+    except UnknownOptionError as error:
+        raise click.UsageError(str(error)) from None
     try:
         options = build_ingest_options(**values)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-    beam_args = dataflow_args_from_env(list(ctx.args))
     info = run_ingest(options, beam_args)
     click.echo(info.to_json() if as_json else format_summary(options.output, info))
 
@@ -211,6 +194,18 @@ def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) ->
             click.echo(f"report    {html_path}")
     if report is not None and not report.ok:
         sys.exit(1)
+
+
+@main.command("index")
+@click.argument("dataset")
+def index_command(dataset: str) -> None:
+    """Write record indexes (random access) for a dataset written before ingest wrote them."""
+    from audioflow.beam.reader import load_dataset_info
+    from audioflow.beam.tools.indexing import write_indexes
+
+    info = write_indexes(dataset, load_dataset_info(dataset))
+    num_shards = sum(split.num_shards for split in info.splits.values())
+    click.echo(f"indexed   {num_shards} shards, {info.num_examples} examples: {dataset}")
 
 
 @main.command("demo-data")

@@ -31,9 +31,9 @@ from typing import Any, Literal
 from apache_beam.io.filesystems import FileSystems
 
 from audioflow.beam.errors import DatasetError
-from audioflow.beam.format import METADATA_FILE, DatasetInfo, tf_feature_spec
+from audioflow.beam.format import DatasetInfo, tf_feature_spec
 from audioflow.beam.prep.paths import is_remote
-from audioflow.beam.storage import read_shard_records, read_text
+from audioflow.beam.storage import load_dataset_info, read_shard_records
 
 __all__ = ["ShardSource", "load_dataset_info", "read_split", "shard_source", "shard_uris"]
 
@@ -45,25 +45,6 @@ ShardSource = Literal["auto", "tensorflow", "beam"]
 _TENSORFLOW_SCHEMES = ("gs://",)
 _BATCH_RECORDS = 64
 _BATCH_BYTES = 4 << 20
-
-
-def load_dataset_info(dataset: str) -> DatasetInfo:
-    """Reads dataset.json.
-
-    Raises:
-        DatasetError: the folder has no dataset.json (an interrupted run, or not a dataset), or it
-            is unreadable.
-    """
-    uri = FileSystems.join(dataset.rstrip("/"), METADATA_FILE)
-    if not FileSystems.exists(uri):
-        raise DatasetError(
-            f"{dataset} is not a complete audioflow dataset: it has no {METADATA_FILE} "
-            "(the run that wrote it did not finish, or this is the wrong folder)"
-        )
-    try:
-        return DatasetInfo.from_json(read_text(uri))
-    except (ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{uri} is not valid dataset metadata: {error}") from None
 
 
 def shard_uris(dataset: str, split: str, info: DatasetInfo) -> list[str]:

@@ -30,7 +30,7 @@ from google.api_core.exceptions import (
 )
 
 from audioflow.beam.errors import DatasetError
-from audioflow.beam.format import iter_shard_records
+from audioflow.beam.format import METADATA_FILE, DatasetInfo, iter_shard_records
 
 __all__ = [
     "INCOMPLETE_SUFFIX",
@@ -40,6 +40,7 @@ __all__ = [
     "delete_if_exists",
     "delete_tree",
     "list_names",
+    "load_dataset_info",
     "read_bytes",
     "read_shard_records",
     "read_text",
@@ -254,3 +255,22 @@ def list_names(folder: str) -> list[str]:
     base = folder.rstrip("/") + "/"
     matched = FileSystems.match([base + "*"])[0].metadata_list
     return sorted(metadata.path[len(base) :] for metadata in matched if "/" not in metadata.path[len(base) :])
+
+
+def load_dataset_info(dataset: str) -> DatasetInfo:
+    """Reads dataset.json.
+
+    Raises:
+        DatasetError: the folder has no dataset.json (an interrupted run, or not a dataset), or it
+            is unreadable.
+    """
+    uri = FileSystems.join(dataset.rstrip("/"), METADATA_FILE)
+    if not FileSystems.exists(uri):
+        raise DatasetError(
+            f"{dataset} is not a complete audioflow dataset: it has no {METADATA_FILE} "
+            "(the run that wrote it did not finish, or this is the wrong folder)"
+        )
+    try:
+        return DatasetInfo.from_json(read_text(uri))
+    except (ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{uri} is not valid dataset metadata: {error}") from None

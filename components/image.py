@@ -7,18 +7,10 @@ kfp.local's SubprocessRunner ignores the image, so local runs work either way.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from audioflow.beam.settings import setting
+from audioflow.beam.version import package_version
 
-__all__ = ["component_image", "package_version"]
-
-
-def package_version() -> str:
-    try:
-        return version("audioflow")
-    except PackageNotFoundError:
-        return "0.0.0"
+__all__ = ["component_image"]
 
 
 def component_image() -> str:

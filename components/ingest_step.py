@@ -14,7 +14,8 @@ import signal
 from typing import Any
 
 from audioflow.beam.format import DatasetInfo
-from audioflow.beam.job.launch import LOCAL_RUNNERS, run_ingest
+from audioflow.beam.job.beam_args import arg_value, is_local_runner
+from audioflow.beam.job.launch import run_ingest
 from audioflow.beam.prep.options import build_ingest_options
 
 __all__ = ["dataflow_resources", "dataset_metadata", "run_ingest_step"]
@@ -51,15 +52,6 @@ def dataflow_resources(job_id: str, project: str, region: str) -> str:
     return json.dumps({"resources": [{"resourceType": "DataflowJob", "resourceUri": uri}]})
 
 
-def _beam_option(args: list[str], name: str) -> str | None:
-    for index, arg in enumerate(args):
-        if arg == f"--{name}" and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith(f"--{name}="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def run_ingest_step(
     *, dataset_uri: str, gcp_resources_path: str, runner: str, beam_args: list[str], **ingest_values: Any
 ) -> DatasetInfo:
@@ -70,10 +62,10 @@ def run_ingest_step(
         handle.write("{}")  # replaced below when a Dataflow job starts
 
     def on_started(result: Any) -> None:
-        if runner in LOCAL_RUNNERS or not hasattr(result, "job_id"):
+        if is_local_runner(arg_value(args, "--runner")) or not hasattr(result, "job_id"):
             return
         job_id = result.job_id()
-        project, region = _beam_option(args, "project"), _beam_option(args, "region")
+        project, region = arg_value(args, "--project"), arg_value(args, "--region")
         with open(gcp_resources_path, "w") as handle:
             handle.write(dataflow_resources(job_id, project or "", region or ""))
         _LOGGER.info("Dataflow job %s started; it is cancelled if this step is cancelled", job_id)

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from audioflow.beam.errors import SettingsError
-from audioflow.beam.job.launch import LOCAL_RUNNERS
-from audioflow.beam.settings import DATAFLOW_ARG_VARIABLES, setting
+from audioflow.beam.job.beam_args import DATAFLOW_ARG_VARIABLES, is_local_runner
+from audioflow.beam.settings import setting
 from audioflow.components.image import component_image
 
 __all__ = ["VertexSettings", "parse_parameter_values", "pipeline_parameters_from_env", "submit_pipeline"]
@@ -134,7 +134,7 @@ def pipeline_parameters_from_env() -> dict[str, Any]:
     if setting("AUDIO_ROOT"):
         values["audio_root"] = setting("AUDIO_ROOT")
     runner = setting("RUNNER")
-    if runner and runner not in LOCAL_RUNNERS:
+    if runner and not is_local_runner(runner):
         values["runner"] = runner
         beam_args = [
             f"{flag}={setting(variable)}"

@@ -24,32 +24,33 @@ from audioflow.beam.errors import (
     TooManyRejectedError,
 )
 from audioflow.beam.format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
-from audioflow.beam.job.beam_args import complete_remote_args, runner_name
+from audioflow.beam.job.beam_args import (
+    check_beam_args,
+    complete_remote_args,
+    hide_option_values,
+    is_local_runner,
+    runner_name,
+)
 from audioflow.beam.job.graph import IngestDataset
 from audioflow.beam.prep.manifest import HashingReader, iter_manifest_rows
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
-from audioflow.beam.reader import load_dataset_info
-from audioflow.beam.settings import hide_option_values
-from audioflow.beam.storage import INCOMPLETE_SUFFIX, delete_if_exists, delete_tree, list_names
+from audioflow.beam.storage import INCOMPLETE_SUFFIX, delete_if_exists, delete_tree, list_names, load_dataset_info
+from audioflow.beam.version import package_version
 
-__all__ = ["LOCAL_RUNNERS", "check_manifest", "make_pipeline", "prepare_output", "run_ingest", "tool_info"]
+__all__ = ["check_manifest", "make_pipeline", "prepare_output", "run_ingest", "tool_info"]
 
 _LOGGER = logging.getLogger(__name__)
-# Names that run on this machine. Beam's DirectRunner delegates batch pipelines to the FnApiRunner,
-# but first tries to download the Prism runner; naming the FnApiRunner skips that attempt.
-LOCAL_RUNNERS = (None, "DirectRunner", "FnApiRunner")
 
 
 def tool_info() -> dict[str, Any]:
     """Versions recorded in dataset.json, so a dataset says what made it."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        own = version("audioflow")
-    except PackageNotFoundError:
-        own = "unknown"
-    return {"name": "audioflow", "version": own, "beam_version": beam.__version__, "python": platform.python_version()}
+    return {
+        "name": "audioflow",
+        "version": package_version(),
+        "beam_version": beam.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def prepare_output(options: IngestOptions) -> None:
@@ -114,9 +115,11 @@ def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | No
     """Builds (does not run) the Beam pipeline for these options on the runner the Beam args name."""
     hide_option_values()  # before Beam parses the args: it logs unknown ones with their values
     pipeline_options = PipelineOptions(complete_remote_args(beam_args))
-    runner_name = pipeline_options.view_as(StandardOptions).runner
-    runner: Any = runner_name
-    if runner_name in LOCAL_RUNNERS:
+    local = is_local_runner(pipeline_options.view_as(StandardOptions).runner)
+    runner: Any = pipeline_options.view_as(StandardOptions).runner
+    if local:
+        # Beam's DirectRunner delegates batch pipelines to the FnApiRunner, but first tries to
+        # download the Prism runner; naming the FnApiRunner skips that attempt.
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         runner = FnApiRunner()
@@ -125,15 +128,8 @@ def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | No
             direct.direct_running_mode = "in_memory"
     run_id = run_id or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
     pipeline = beam.Pipeline(runner=runner, options=pipeline_options)
-    local = runner_name in LOCAL_RUNNERS
     _ = pipeline | "IngestDataset" >> IngestDataset(options, run_id, tool_info(), spread_rows=not local)
     return pipeline
-
-
-def load_info(output: str) -> DatasetInfo:
-    """The finished run's dataset.json; DatasetError (one line in the CLI, not a storage traceback)
-    when the job ended without writing it."""
-    return load_dataset_info(output)
 
 
 def run_ingest(
@@ -154,9 +150,10 @@ def run_ingest(
         TooManyRejectedError: more rows were rejected than allowed (the dataset is still written).
         AccountingError: rows were lost (the job fails before dataset.json is written).
     """
+    args = list(beam_args or [])
+    check_beam_args(args)
     check_manifest(options)
     prepare_output(options)
-    args = list(beam_args or [])
     runner = runner_name(args)
     try:
         pipeline = make_pipeline(options, args)  # remote runners validate their options here
@@ -165,14 +162,14 @@ def run_ingest(
             on_started(result)
         state = result.wait_until_finish()
     except Exception as error:
-        if runner in LOCAL_RUNNERS:  # local: our errors are found in the chain; anything else is a bug to show
+        if is_local_runner(runner):  # local: our errors are found in the chain; anything else is a bug to show
             raise
         # A remote runner's failure (job failed, creation refused): its message is what the user needs;
         # the traceback is kept as the cause for --verbose.
         raise AudioflowError(f"the {runner} job did not complete: {type(error).__name__}: {error}") from error
     if state != PipelineState.DONE:
         raise AudioflowError(f"the Beam job ended in state {state}, not DONE; the dataset is incomplete")
-    info = load_info(options.output)
+    info = load_dataset_info(options.output)  # remote runners hand back no PCollection contents
     if not info.rejected["passed"]:
         raise TooManyRejectedError(
             f"{info.rejected['num_rows']} of {info.manifest['num_rows']} rows were rejected "

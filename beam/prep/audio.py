@@ -17,6 +17,7 @@ import soundfile as sf
 import soxr
 
 from audioflow.beam.format import SAMPLE_FORMATS
+from audioflow.beam.prep.defaults import DEFAULTS
 
 __all__ = ["DEFAULT_MAX_DECODED_BYTES", "AudioOptions", "AudioRejected", "DecodedAudio", "decode_audio"]
 
@@ -50,10 +51,10 @@ class AudioRejected(Exception):
 class AudioOptions:
     """What every example is converted to, and the limits a file must respect."""
 
-    sample_format: str = "int16"
+    sample_format: str = DEFAULTS["sample_format"]
     sample_rate: int | None = None  # None: keep each file's rate
-    mono: bool = False
-    max_duration: float | None = 1200.0
+    mono: bool = DEFAULTS["mono"]
+    max_duration: float | None = DEFAULTS["max_duration"]
     resample_quality: str = "HQ"
     max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES  # None: no limit (trusted inputs only)
 

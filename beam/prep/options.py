@@ -10,6 +10,7 @@ from typing import Any
 
 from audioflow.beam.format import COMPRESSIONS
 from audioflow.beam.prep.audio import AudioOptions
+from audioflow.beam.prep.defaults import DEFAULTS
 from audioflow.beam.prep.paths import is_remote, normalise_root
 from audioflow.beam.prep.splits import SplitSpec, parse_splits
 
@@ -53,17 +54,17 @@ class IngestOptions:
     manifest: str
     output: str
     audio_root: str = ""  # default: the manifest's folder
-    splits: SplitSpec = field(default_factory=lambda: parse_splits("train=1"))
+    splits: SplitSpec = field(default_factory=lambda: parse_splits(DEFAULTS["splits"]))
     audio: AudioOptions = field(default_factory=AudioOptions)
     label_column: str | None = None
     blob_column: str | None = None
-    label_type: str = "auto"
-    shard_size: int = 128 * 1024**2
-    compression: str = "none"
-    max_file_size: int | None = 2 * 1024**3
-    max_rejected_fraction: float = 0.01
+    label_type: str = DEFAULTS["label_type"]
+    shard_size: int = parse_size(DEFAULTS["shard_size"])
+    compression: str = DEFAULTS["compression"]
+    max_file_size: int | None = parse_size(DEFAULTS["max_file_size"])
+    max_rejected_fraction: float = DEFAULTS["max_rejected_fraction"]
     overwrite: bool = False
-    fetch_concurrency: int = 0  # 0: 16 reads in flight for remote audio, 4 for local files
+    fetch_concurrency: int = DEFAULTS["fetch_concurrency"]  # 0: 16 reads in flight for remote audio, 4 for local
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -102,20 +103,20 @@ def build_ingest_options(
     *,
     manifest: str,
     output: str,
-    audio_root: str = "",
-    splits: str = "train=1",
-    sample_rate: int | None = None,
-    mono: bool = False,
-    sample_format: str = "int16",
-    max_duration: float | None = 1200.0,
-    max_file_size: str | int | None = "2GiB",
-    shard_size: str | int = "128MiB",
-    compression: str = "none",
-    label_column: str | None = None,
-    blob_column: str | None = None,
-    label_type: str = "auto",
-    max_rejected_fraction: float = 0.01,
-    fetch_concurrency: int = 0,
+    audio_root: str = DEFAULTS["audio_root"],
+    splits: str = DEFAULTS["splits"],
+    sample_rate: int | None = DEFAULTS["sample_rate"],
+    mono: bool = DEFAULTS["mono"],
+    sample_format: str = DEFAULTS["sample_format"],
+    max_duration: float | None = DEFAULTS["max_duration"],
+    max_file_size: str | int | None = DEFAULTS["max_file_size"],
+    shard_size: str | int = DEFAULTS["shard_size"],
+    compression: str = DEFAULTS["compression"],
+    label_column: str | None = DEFAULTS["label_column"],
+    blob_column: str | None = DEFAULTS["blob_column"],
+    label_type: str = DEFAULTS["label_type"],
+    max_rejected_fraction: float = DEFAULTS["max_rejected_fraction"],
+    fetch_concurrency: int = DEFAULTS["fetch_concurrency"],
     overwrite: bool = False,
 ) -> IngestOptions:
     """IngestOptions from flat, string-friendly values (what the CLI and the KFP component receive).

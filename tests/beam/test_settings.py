@@ -5,14 +5,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from audioflow.beam.settings import DATAFLOW_ARG_VARIABLES, dataflow_args_from_env
+import pytest
+
+from audioflow.beam.errors import SettingsError
+from audioflow.beam.job.beam_args import DATAFLOW_ARG_VARIABLES, dataflow_args_from_env
+from audioflow.beam.prep.defaults import INGEST_OPTIONS
+from audioflow.beam.settings import KNOWN_SETTINGS, load_env
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def variables_read_by_the_code() -> set[str]:
-    names: set[str] = set(DATAFLOW_ARG_VARIABLES)
-    for path in [*REPO.glob("beam/*.py"), *REPO.glob("components/*.py"), *REPO.glob("pipelines/*.py")]:
+    names: set[str] = set(DATAFLOW_ARG_VARIABLES) | {entry.env for entry in INGEST_OPTIONS if entry.env}
+    for path in [*REPO.glob("beam/**/*.py"), *REPO.glob("components/*.py"), *REPO.glob("pipelines/*.py")]:
         text = path.read_text()
         names |= set(re.findall(r'setting\("([A-Z_]+)"', text))
         names |= set(re.findall(r'envvar="([A-Z_]+)"', text))
@@ -24,6 +29,7 @@ def test_env_template_documents_every_setting():
     documented = set(re.findall(r"^([A-Z_]+)=", template, flags=re.MULTILINE))
     missing = variables_read_by_the_code() - documented
     assert not missing, f".env.template lacks {sorted(missing)}"
+    assert documented == KNOWN_SETTINGS, "settings.KNOWN_SETTINGS and .env.template list different settings"
     tutorial_names = {"PROJECT_ID", "REGION", "PIPELINE_ROOT", "SERVICE_ACCOUNT", "IMAGE", "MANIFEST_URI", "AUDIO_ROOT"}
     assert tutorial_names <= documented
 
@@ -45,3 +51,15 @@ def test_dataflow_settings_complete_beam_args_only_for_remote_runners(monkeypatc
     assert args[args.index("--machine_type") + 1] == "n2-standard-4"
     monkeypatch.setenv("RUNNER", "DataflowRunner")
     assert dataflow_args_from_env([])[:2] == ["--runner", "DataflowRunner"]
+
+
+def test_a_mistyped_setting_in_env_is_refused(tmp_path, monkeypatch):
+    for name in ("SAMPLE_RATE", "GOOGLE_APPLICATION_CREDENTIALS"):  # recorded, so load_env's values are undone
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    env = tmp_path / ".env"
+    env.write_text("SAMPLE_RAT=8000\nGOOGLE_APPLICATION_CREDENTIALS=/k.json\n")
+    with pytest.raises(SettingsError, match=r"SAMPLE_RAT is not an audioflow setting; did you mean SAMPLE_RATE\?"):
+        load_env(env)
+    env.write_text("SAMPLE_RATE=8000\nGOOGLE_APPLICATION_CREDENTIALS=/k.json\n")  # other tools' keys are fine
+    assert load_env(env) == env

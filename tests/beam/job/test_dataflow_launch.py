@@ -169,7 +169,7 @@ def test_cli_submits_a_dataflow_job(gcs: EmulatedGcs, bucket: str, tmp_path: Pat
     packages = {package["name"]: gs_from_location(package["location"]) for package in pool["packages"]}
     with tarfile.open(fileobj=io.BytesIO(gcs.read_bytes(packages["workflow.tar.gz"]))) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
-    assert {"pyproject.toml", "beam/pipeline.py", "beam/dataset_format.py"} <= names
+    assert {"pyproject.toml", "beam/job/graph.py", "beam/format/example.py"} <= names
 
     # Worker settings from .env-style variables and flags.
     assert pool["machineType"] == "n2-highmem-8"

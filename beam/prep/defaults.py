@@ -1,0 +1,128 @@
+"""The one table of ingest options: name, default, help, environment variable and allowed values.
+
+The CLI's `ingest` options, `build_ingest_options`, the `ingest_audio` component's parameters and
+the pipeline's ingest parameters are all generated from or checked against this table (a test
+compiles the component and compares), so a default is changed in exactly one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["COMPONENT_DEFAULTS", "DEFAULTS", "INGEST_OPTIONS", "PIPELINE_DEFAULTS", "IngestOption", "option"]
+
+
+@dataclass(frozen=True)
+class IngestOption:
+    """One ingest setting as every surface shows it.
+
+    Attributes:
+        name: the Python and KFP parameter name; the CLI flag is `--name-with-dashes`.
+        kind: str, int, float or bool (KFP parameter types).
+        default: what an omitted value means; None only for options that have no value by default.
+        help: one line, shown by `--help`, the component docstring and the Flex Template metadata.
+        env: the environment variable (or .env key) the CLI reads it from, if any.
+        choices: the allowed values, for options that are an enumeration.
+        pattern: a regular expression a valid value matches (Flex Template parameter validation).
+    """
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    env: str | None = None
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+_SIZE = r"^[0-9]+(\.[0-9]+)?\s*([kKmMgG]([iI]?[bB])?|[bB])?$"
+_SPLITS = r"^[A-Za-z0-9_]+=[0-9.]+(,[A-Za-z0-9_]+=[0-9.]+)*(@.+)?$"
+_NUMBER = r"^[0-9]+(\.[0-9]+)?$"
+_INTEGER = r"^[0-9]+$"
+
+INGEST_OPTIONS: tuple[IngestOption, ...] = (
+    IngestOption(
+        "audio_root",
+        str,
+        "",
+        "Where blob names are resolved (default: the manifest's folder).",
+        env="AUDIO_ROOT",
+    ),
+    IngestOption(
+        "splits",
+        str,
+        "train=1",
+        "Split fractions, e.g. train=0.8,validation=0.1,test=0.1 (a split column in the manifest wins).",
+        env="SPLITS",
+        pattern=_SPLITS,
+    ),
+    IngestOption(
+        "sample_rate", int, 0, "Resample every file to this rate in Hz (0 keeps each file's rate).", env="SAMPLE_RATE"
+    ),
+    IngestOption("mono", bool, False, "Downmix to one channel.", env="MONO"),
+    IngestOption(
+        "sample_format",
+        str,
+        "int16",
+        "Sample format in the records.",
+        env="SAMPLE_FORMAT",
+        choices=("int16", "float32"),
+    ),
+    IngestOption(
+        "max_duration",
+        float,
+        1200.0,
+        "Reject files longer than this many seconds (from the header; 0 for no limit).",
+        env="MAX_DURATION",
+        pattern=_NUMBER,
+    ),
+    IngestOption("max_file_size", str, "2GiB", "Reject larger files.", env="MAX_FILE_SIZE", pattern=_SIZE),
+    IngestOption("shard_size", str, "128MiB", "Target shard size.", env="SHARD_SIZE", pattern=_SIZE),
+    IngestOption("compression", str, "none", "Shard compression.", env="COMPRESSION", choices=("none", "gzip")),
+    IngestOption("label_column", str, "", "Header of the label column, if not a usual name.", env="LABEL_COLUMN"),
+    IngestOption("blob_column", str, "", "Header of the blob column, if not a usual name.", env="BLOB_COLUMN"),
+    IngestOption(
+        "label_type", str, "auto", "How labels are read.", env="LABEL_TYPE", choices=("auto", "int", "string")
+    ),
+    IngestOption(
+        "max_rejected_fraction",
+        float,
+        0.01,
+        "Fail if more rows than this fraction are rejected (the dataset is still written).",
+        env="MAX_REJECTED_FRACTION",
+        pattern=_NUMBER,
+    ),
+    IngestOption(
+        "fetch_concurrency",
+        int,
+        0,
+        "Reads in flight per worker (0: 16 for remote audio, 4 for local files).",
+        env="FETCH_CONCURRENCY",
+        pattern=_INTEGER,
+    ),
+)
+
+DEFAULTS: dict[str, Any] = {entry.name: entry.default for entry in INGEST_OPTIONS}
+
+# Where a surface deliberately differs from the CLI, it says so here and nowhere else.
+# The component is the first step of a training pipeline, so it holds out validation and test data.
+COMPONENT_DEFAULTS: dict[str, Any] = {**DEFAULTS, "splits": "train=0.8,validation=0.1,test=0.1"}
+# The pipeline trains one classifier, which needs one sample rate and one channel.
+PIPELINE_DEFAULTS: dict[str, Any] = {**COMPONENT_DEFAULTS, "sample_rate": 16000, "mono": True}
+
+
+def option(name: str) -> IngestOption:
+    """The table entry for `name`.
+
+    Raises:
+        KeyError: no such ingest option.
+    """
+    for entry in INGEST_OPTIONS:
+        if entry.name == name:
+            return entry
+    raise KeyError(name)
