@@ -17,6 +17,8 @@ def ingest_audio(
     metrics: Output[Metrics],
     report: Output[HTML],
     gcp_resources: OutputPath(str),
+    # KFP ships this function's source to the step, so defaults are literals; a test keeps them
+    # equal to audioflow.beam.prep.defaults.COMPONENT_DEFAULTS.
     splits: str = "train=0.8,validation=0.1,test=0.1",
     sample_rate: int = 0,
     mono: bool = False,
@@ -26,7 +28,10 @@ def ingest_audio(
     shard_size: str = "128MiB",
     compression: str = "none",
     label_type: str = "auto",
+    label_column: str = "",
+    blob_column: str = "",
     max_rejected_fraction: float = 0.01,
+    fetch_concurrency: int = 0,
     runner: str = "DirectRunner",
     beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
 ):
@@ -48,7 +53,10 @@ def ingest_audio(
         shard_size: target shard size (e.g. 128MiB).
         compression: none or gzip.
         label_type: auto, int or string.
+        label_column: header of the label column, if not a usual name.
+        blob_column: header of the blob column, if not a usual name.
         max_rejected_fraction: fail the step if more rows than this are rejected.
+        fetch_concurrency: reads in flight per worker (0: 16 for remote audio, 4 for local files).
         runner: DirectRunner (in the step's container) or DataflowRunner.
         beam_args: extra Beam options, e.g. ["--project=p", "--region=r", "--temp_location=gs://b/tmp"].
     """
@@ -71,7 +79,10 @@ def ingest_audio(
         shard_size=shard_size,
         compression=compression,
         label_type=label_type,
+        label_column=label_column,
+        blob_column=blob_column,
         max_rejected_fraction=max_rejected_fraction,
+        fetch_concurrency=fetch_concurrency,
     )
     dataset.metadata.update(dataset_metadata(info))
     metrics.log_metric("manifest_rows", info.manifest["num_rows"])

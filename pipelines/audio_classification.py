@@ -10,6 +10,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Metrics, Model
 
+from audioflow.beam.prep.defaults import PIPELINE_DEFAULTS
 from audioflow.beam.settings import setting
 from audioflow.components.ingest import ingest_audio
 from audioflow.components.train import train_audio_classifier
@@ -33,14 +34,14 @@ class Outputs(NamedTuple):
 )
 def audio_classification(
     manifest_uri: str,
-    audio_root: str = "",
-    splits: str = "train=0.8,validation=0.1,test=0.1",
-    sample_rate: int = 16000,
-    mono: bool = True,
-    sample_format: str = "int16",
-    max_duration: float = 1200.0,
-    shard_size: str = "128MiB",
-    max_rejected_fraction: float = 0.01,
+    audio_root: str = PIPELINE_DEFAULTS["audio_root"],
+    splits: str = PIPELINE_DEFAULTS["splits"],
+    sample_rate: int = PIPELINE_DEFAULTS["sample_rate"],
+    mono: bool = PIPELINE_DEFAULTS["mono"],
+    sample_format: str = PIPELINE_DEFAULTS["sample_format"],
+    max_duration: float = PIPELINE_DEFAULTS["max_duration"],
+    shard_size: str = PIPELINE_DEFAULTS["shard_size"],
+    max_rejected_fraction: float = PIPELINE_DEFAULTS["max_rejected_fraction"],
     runner: str = "DirectRunner",
     beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
     epochs: int = 15,

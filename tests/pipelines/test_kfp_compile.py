@@ -60,3 +60,38 @@ def test_default_image_names_the_projects_registry(tmp_path):
     ingest = components.load_component_from_file(str(tmp_path / "out/components/ingest_audio.yaml"))
     image = ingest.component_spec.implementation.container.image
     assert image.startswith("us-central1-docker.pkg.dev/my-proj/audioflow/audioflow:")
+
+
+def test_compiled_defaults_are_the_tables_and_the_clis(tmp_path):
+    """The defaults table is the one owner: the compiled component, the pipeline and the CLI agree with it."""
+    import click
+    from click.testing import CliRunner
+
+    from audioflow.beam.cli import main
+    from audioflow.beam.prep.defaults import COMPONENT_DEFAULTS, DEFAULTS, INGEST_OPTIONS, PIPELINE_DEFAULTS
+
+    compile_in_subprocess(tmp_path / "out")
+    ingest = components.load_component_from_file(str(tmp_path / "out/components/ingest_audio.yaml"))
+    inputs = ingest.component_spec.inputs
+    required = {name for name, spec in inputs.items() if not spec.optional}
+    assert required == {"manifest_uri", "audio_root"}  # the component's interface asks for both
+    for entry in INGEST_OPTIONS:
+        assert entry.name in inputs, f"the component lacks the ingest option {entry.name}"
+        if entry.name not in required:
+            assert inputs[entry.name].default == COMPONENT_DEFAULTS[entry.name], entry.name
+    pipeline = yaml.safe_load((tmp_path / "out/pipeline.yaml").read_text())
+    parameters = pipeline["root"]["inputDefinitions"]["parameters"]
+    for name, parameter in parameters.items():
+        if name in PIPELINE_DEFAULTS:
+            assert parameter["defaultValue"] == PIPELINE_DEFAULTS[name], name
+
+    ingest_command = main.get_command(None, "ingest")
+    context = click.Context(ingest_command)
+    cli_defaults = {param.name: param.get_default(context) for param in ingest_command.params}
+    for entry in INGEST_OPTIONS:
+        assert cli_defaults[entry.name] == DEFAULTS[entry.name], entry.name
+    help_text = " ".join(CliRunner().invoke(main, ["ingest", "--help"], terminal_width=200).output.split())
+    assert "[default: 128MiB]" in help_text and "[default: 0.01]" in help_text
+    # The surfaces differ only where the table says so.
+    differing = {name for name in DEFAULTS if COMPONENT_DEFAULTS[name] != DEFAULTS[name]}
+    assert differing == {"splits"}
