@@ -1,11 +1,11 @@
-"""The `audioflow` command: ingest, inspect, demo-data (and run-local, submit from audioflow.pipelines).
+"""The `audioflow` command: ingest, inspect, demo-data, plus the commands installed packages register
+(compile, run-local and submit come from audioflow.pipelines).
 
 Heavy imports (Beam, TensorFlow, KFP) happen inside the commands, so `--help` is instant.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
@@ -18,25 +18,30 @@ from audioflow.beam.errors import AudioflowError, TooManyRejectedError
 from audioflow.beam.prep.defaults import INGEST_OPTIONS
 
 _LOGGER = logging.getLogger("audioflow")
-_LAZY_COMMANDS = {
-    "run-local": "audioflow.pipelines.commands:run_local",
-    "submit": "audioflow.pipelines.commands:submit",
-    "compile": "audioflow.pipelines.commands:compile_command",
-}
+# Installed packages add commands under this entry-point group (pyproject.toml); they are imported
+# only when run, so `--help` stays instant.
+COMMAND_GROUP = "audioflow.commands"
+
+
+def _plugin_commands() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {entry.name: entry for entry in entry_points(group=COMMAND_GROUP)}
 
 
 class _Group(click.Group):
-    """Adds the pipeline commands without importing KFP until one of them runs, and turns
-    AudioflowError into one clear line (tracebacks only with --verbose)."""
+    """Adds the commands other packages register (the pipeline commands) without importing them
+    until one runs, and turns AudioflowError into one clear line (tracebacks only with --verbose)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *_LAZY_COMMANDS])
+        return sorted([*super().list_commands(ctx), *_plugin_commands()])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in _LAZY_COMMANDS:
-            module, attribute = _LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attribute)
-        return super().get_command(ctx, name)
+        own = super().get_command(ctx, name)
+        if own is not None:
+            return own
+        plugin = _plugin_commands().get(name)
+        return plugin.load() if plugin is not None else None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
