@@ -5,10 +5,9 @@ record at a time); audio becomes float32 in [-1, 1] with shape [frames, channels
 
 Per record, the int16 samples are decoded (`decode_raw`) and scaled by 2^-15 in one pass
 (`tf.quantization.dequantize` of the same bits as qint16: bit-identical to cast then multiply, one
-float32 buffer instead of two), and local uncompressed shards are read unbuffered (TensorFlow then
-reads each record straight into its string instead of copying it out of a 256 KB buffer).
-Decoding per batch and unbatching was measured slower: unbatch copies the float32 audio once more.
-`bench/reader_bench.py --profile` measures these stages.
+float32 buffer instead of two), and local uncompressed shards are read unbuffered (each record goes
+straight into its string, not through a buffer). `bench/reader_bench.py --profile` measures these
+stages; decoding per batch loses, since unbatching copies the float32 audio once more.
 
 Where the shard bytes come from (docs/gcs.md has the measurements):
     local paths      TensorFlow's TFRecordDataset.
@@ -18,7 +17,8 @@ Where the shard bytes come from (docs/gcs.md has the measurements):
                      would silently read the real GCS, so shards are then streamed through Beam's
                      FileSystems (google-cloud-storage, which honours the emulator).
     other schemes    Beam's FileSystems (s3://, azfs://, ... that TensorFlow does not know).
-The Beam route checks both CRCs of every record (`audioflow.beam.format.tfrecord.iter_records`), like
+    gzip shards      Beam's FileSystems, under the format's gzip policy (as `inspect --verify`).
+The Beam route checks both CRCs of every record (`audioflow.beam.format.iter_shard_records`), like
 TFRecordDataset; its order is deterministic but interleaves shards in blocks of records.
 """
 

@@ -1,14 +1,12 @@
 """Small file operations on any Beam filesystem (local paths and gs:// alike).
 
 `stat_object`/`stat_size` and `read_bytes` are the ingest job's per-file reads of remote audio. For
-gs:// they talk to Cloud Storage with google-cloud-storage directly instead of through Beam's
-FileSystems, because Beam's gs:// filesystem builds a new GcsIO and storage client (a new
-connection) for every call, and its `metadata()` and `open()` each fetch the object's metadata
-again: a stat and a read cost 5 requests and 2 connections per file (bench/gcs_latency.py). Here a
-stat is one metadata GET and a read one media GET, on a storage client made once per thread with
-the credentials, project and retry policy Beam's GcsIO would use (so STORAGE_EMULATOR_HOST and
+gs:// they talk to Cloud Storage with google-cloud-storage directly: Beam's gs:// filesystem builds
+a new client (a new connection) for every call and fetches the object's metadata again on open.
+Here a stat is one metadata GET and a read one media GET, on a storage client made once per thread
+with the credentials, project and retry policy Beam's GcsIO would use (so STORAGE_EMULATOR_HOST and
 GOOGLE_APPLICATION_CREDENTIALS work as before). Other schemes (s3://, local paths...) go through
-Beam's FileSystems as before.
+Beam's FileSystems.
 """
 
 from __future__ import annotations

@@ -117,9 +117,9 @@ def _downmix(samples: np.ndarray) -> np.ndarray:
 
     Bit-identical to `samples.mean(axis=1, keepdims=True, dtype=np.float32)` (channels summed in
     order, then divided by their count, in float32), but adds whole columns instead of reducing
-    each two-sample row: about 25× faster for stereo (0.3 ms instead of 7.8 ms per 5 s of
-    44.1 kHz audio), which was the largest cost of `--mono` in the benchmark. From 8 channels on,
-    numpy sums each row pairwise (a different rounding order), so those files keep numpy's mean.
+    each short row, which made numpy's mean the largest cost of `--mono` (bench/RESULTS.md). From
+    8 channels on, numpy sums each row pairwise (a different rounding order), so those files keep
+    numpy's mean.
     """
     if samples.shape[1] >= 8:
         return samples.mean(axis=1, keepdims=True, dtype=np.float32)
