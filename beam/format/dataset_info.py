@@ -55,6 +55,9 @@ class DatasetInfo:
     stats: dict[str, Any]  # sample_rates, channels, duration_percentiles, total_hours, ...
     options: dict[str, Any]
     tool: dict[str, Any]
+    # Record indexes for random access (format/index.py): {"version": 1, "files": {shard: index file}};
+    # None for gzip shards and for datasets written before indexes (`audioflow index` adds it).
+    index: dict[str, Any] | None = None
 
     @property
     def sample_format(self) -> str:

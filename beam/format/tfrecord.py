@@ -14,7 +14,7 @@ import google_crc32c
 
 from audioflow.beam.errors import DatasetError
 
-__all__ = ["frame_record", "iter_records"]
+__all__ = ["check_record", "frame_record", "iter_records"]
 
 _MASK_DELTA = 0xA282EAD8
 _LENGTH = struct.Struct("<Q")
@@ -41,6 +41,35 @@ def _read_exactly(stream: BinaryIO, size: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
+
+
+def check_record(
+    header: bytes, payload: bytes, footer: bytes, where: str, *, expected_length: int | None = None
+) -> bytes:
+    """Checks one record read by position (its 12-byte header, payload and 4-byte footer); returns the payload.
+
+    Args:
+        header, payload, footer: the record's bytes as read (shorter where the file ended).
+        where: file, record and offset, the prefix of every error message.
+        expected_length: the payload length an index promised, if any.
+
+    Raises:
+        DatasetError: truncated record, checksum mismatch, or a record whose length is not the
+            index's (the index does not match its shard).
+    """
+    if len(header) < 12:
+        raise DatasetError(f"{where}: truncated record header ({len(header)} of 12 bytes)")
+    length_bytes, (length_crc,) = header[:8], _CRC.unpack(header[8:12])
+    if _masked_crc(length_bytes) != length_crc:
+        raise DatasetError(f"{where}: length checksum mismatch (corrupt shard, or an index that does not match it)")
+    (length,) = _LENGTH.unpack(length_bytes)
+    if expected_length is not None and length != expected_length:
+        raise DatasetError(f"{where}: a record of {length} bytes, its index says {expected_length} (stale index)")
+    if len(payload) != length or len(footer) < 4:
+        raise DatasetError(f"{where}: truncated record ({len(payload)} of {length} bytes)")
+    if _masked_crc(payload) != _CRC.unpack(footer[:4])[0]:
+        raise DatasetError(f"{where}: data checksum mismatch (corrupt shard)")
+    return payload
 
 
 def iter_records(stream: BinaryIO, name: str) -> Iterator[bytes]:

@@ -1,4 +1,4 @@
-"""`inspect --verify`: re-read every shard and check it against dataset.json (CRC, parse, counts)."""
+"""`inspect --verify`: re-read every shard and check it against dataset.json (CRC, parse, counts, index)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 from audioflow.beam.errors import DatasetError
 from audioflow.beam.format import SAMPLE_FORMATS, DatasetInfo, decode_example, parse_shard_name
 from audioflow.beam.storage import list_names, read_shard_records
+from audioflow.beam.tools.indexing import index_problems
 
 __all__ = ["VerifyReport", "verify_dataset"]
 
@@ -27,12 +28,14 @@ class VerifyReport:
         return not self.problems
 
 
-def _check_shard(uri: str, name: str, info: DatasetInfo) -> Iterator[str | None]:
-    """Yields None per good record and a message per problem; stops at the first framing error."""
+def _check_shard(uri: str, name: str, info: DatasetInfo, sizes: list[int]) -> Iterator[str | None]:
+    """Yields None per good record and a message per problem; stops at the first framing error.
+    Appends each record's payload size to `sizes` (to check the shard's index against)."""
     bytes_per_sample = SAMPLE_FORMATS[info.sample_format][1]
     names = info.label_names
     try:
         for index, payload in enumerate(read_shard_records(uri)):
+            sizes.append(len(payload))
             try:
                 example = decode_example(payload)
             except ValueError as error:
@@ -66,12 +69,13 @@ def verify_dataset(dataset: str, info: DatasetInfo) -> VerifyReport:
             if not FileSystems.exists(uri):
                 report.problems.append(f"{shard.name}: listed in dataset.json but missing")
                 continue
-            good = 0
-            for problem in _check_shard(uri, shard.name, info):
+            good, sizes = 0, []
+            for problem in _check_shard(uri, shard.name, info, sizes):
                 if problem is None:
                     good += 1
                 else:
                     report.problems.append(problem)
+            report.problems.extend(index_problems(dataset, shard, info, sizes))
             report.records_by_split[split] += good
             if good != shard.num_examples:
                 report.problems.append(f"{shard.name}: {good} valid records, dataset.json says {shard.num_examples}")
