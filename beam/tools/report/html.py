@@ -1,9 +1,4 @@
-"""The dataset report (`inspect --html`): one self-contained HTML page describing a dataset.
-
-The page embeds everything it shows (plots as base64 PNG, example clips as base64 WAV) and loads
-nothing from the network, so it can be mailed, attached to a KFP run or opened offline. Numbers come
-from dataset.json; per-label durations and the example clips come from a bounded sample of records
-read from the first shards of each split, so the report's cost does not grow with the dataset.
+"""The report page: its sections, styles and script, built from dataset.json and the sample.
 
 Every string that comes from data (labels, blob names, paths, rejection messages) is escaped, and a
 Content-Security-Policy allows only the page's own inline script, as a second line of defence.
@@ -14,432 +9,31 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import io
 import logging
-import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 import numpy as np
-import soundfile as sf
-import soxr
-from apache_beam.io.filesystems import FileSystems
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_rgb
-from matplotlib.figure import Figure
-from matplotlib.image import imsave
-from matplotlib.ticker import MaxNLocator
 
-from audioflow.beam.errors import DatasetError
-from audioflow.beam.format import (
-    REJECT_REASONS,
-    REJECTED_EXAMPLES_PER_REASON,
-    SAMPLE_FORMATS,
-    AudioExample,
-    DatasetInfo,
-    decode_example,
+from audioflow.beam.format import REJECT_REASONS, REJECTED_EXAMPLES_PER_REASON, DatasetInfo
+from audioflow.beam.storage import write_text_atomically
+from audioflow.beam.tools.report.plots import (
+    CLIP_MAX_RATE,
+    duration_overview_plot,
+    example_plot,
+    format_plot,
+    label_balance_plot,
+    label_duration_plot,
+    shard_size_plot,
+    wav_data_uri,
 )
-from audioflow.beam.storage import read_shard_records, write_text_atomically
+from audioflow.beam.tools.report.sample import CLIP_SECONDS, ReportSample, label_order, sample_dataset
 
-__all__ = [
-    "Clip",
-    "ReportSample",
-    "clip_samples",
-    "label_key",
-    "label_order",
-    "render_html_report",
-    "sample_dataset",
-    "write_html_report",
-]
+__all__ = ["MAX_LABELS", "MAX_TABLE_ROWS", "render_html_report", "write_html_report"]
 
 _LOGGER = logging.getLogger(__name__)
 
-SAMPLE_RECORDS = 2000  # records read at most, over all splits
-SAMPLE_BYTES = 256 * 1024 * 1024  # record bytes read at most, over all splits
-SHARDS_PER_SPLIT = 16  # shards opened per split at most (the budgets above usually stop sooner)
 MAX_LABELS = 30  # labels that get examples, a duration histogram and a bar in the balance chart
 MAX_TABLE_ROWS = 1000  # rows of the label and shard tables (a note says how many were left out)
-CLIP_SECONDS = 5.0  # each embedded clip is the start of the example, downmixed to mono
-CLIP_MAX_RATE = 16000  # embedded clips above this rate are resampled to it (keeps the page small)
-_SPLIT_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
-_ACCENT = "#4c72b0"
-
-
-# --- the bounded sample --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Clip:
-    """The start of one example as mono float32 at its own rate: what the page plays and pictures."""
-
-    label: str
-    split: str
-    blob: str
-    sample_rate: int
-    num_channels: int
-    duration_seconds: float
-    samples: np.ndarray
-
-
-@dataclass
-class ReportSample:
-    """What the report read from the shards: per-label durations, a few clips per label, and problems.
-
-    `complete` is true when the sample holds every record of the dataset, so its numbers are exact.
-    """
-
-    num_records: int = 0
-    num_bytes: int = 0
-    shards_read: list[str] = field(default_factory=list)
-    durations: dict[str, list[float]] = field(default_factory=dict)
-    clips: dict[str, list[Clip]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    complete: bool = False
-
-
-def label_key(example: AudioExample) -> str:
-    """The label as dataset.json's `labels.counts` spells it (the name, or the integer as text)."""
-    return example.label_name if example.label_name is not None else str(example.label)
-
-
-def label_order(info: DatasetInfo) -> list[str]:
-    """Labels in the dataset's own order: `labels.names` for string labels, numeric for integers."""
-    if info.label_names is not None:
-        return list(info.label_names)
-    return sorted(info.labels.get("counts", {}), key=_int_or_text)
-
-
-def _int_or_text(value: str) -> tuple[int, int | str]:
-    try:
-        return (0, int(value))
-    except ValueError:
-        return (1, value)
-
-
-def clip_samples(example: AudioExample, sample_format: str, seconds: float = CLIP_SECONDS) -> np.ndarray:
-    """Returns the first `seconds` of an example as mono float32 (int16 / 32768; float32 as stored).
-
-    Only the bytes of the clip are converted, so a 20-minute example costs no more than a short one.
-    """
-    dtype, _ = SAMPLE_FORMATS[sample_format]
-    channels = max(1, example.num_channels)
-    frames = min(example.num_frames, math.ceil(seconds * example.sample_rate))
-    raw = np.frombuffer(example.audio, dtype=dtype, count=frames * channels).reshape(frames, channels)
-    samples = raw.astype(np.float32)
-    if sample_format == "int16":
-        samples /= 32768.0
-    return samples.mean(axis=1, dtype=np.float32)
-
-
-def sample_dataset(
-    dataset: str,
-    info: DatasetInfo,
-    *,
-    examples_per_label: int = 3,
-    labels: Iterable[str] | None = None,
-    max_records: int = SAMPLE_RECORDS,
-    max_bytes: int = SAMPLE_BYTES,
-) -> ReportSample:
-    """Reads a bounded, deterministic sample: the first records of the first shards of each split.
-
-    Each split gets a share of the record and byte budgets proportional to its size, so the sampled
-    durations reflect the whole dataset rather than whichever split comes first. Clips are kept only
-    for the first `examples_per_label` records of each label in `labels`; of the other records only
-    the duration is kept, so memory stays small.
-
-    Args:
-        dataset: the dataset folder (local path or gs:// URI).
-        info: its dataset.json.
-        examples_per_label: clips kept per label.
-        labels: the labels that get clips (default: all).
-        max_records: records read at most, over all splits.
-        max_bytes: record bytes read at most, over all splits.
-
-    Returns:
-        The sample; unreadable shards or records are listed in `problems` instead of raising.
-    """
-    wanted = set(label_order(info) if labels is None else labels)
-    sample = ReportSample()
-    total = info.num_examples
-    for split, split_info in info.splits.items():
-        if not split_info.num_examples:
-            continue
-        share = split_info.num_examples / total
-        budget = _Budget(records=max(1, math.ceil(max_records * share)), bytes=max_bytes * share)
-        for shard in split_info.files[:SHARDS_PER_SPLIT]:
-            if budget.spent:
-                break
-            sample.shards_read.append(shard.name)
-            uri = FileSystems.join(dataset.rstrip("/"), shard.name)
-            _sample_shard(uri, shard.name, split, info, sample, budget, wanted, examples_per_label)
-    sample.complete = not sample.problems and sample.num_records == total
-    return sample
-
-
-@dataclass
-class _Budget:
-    """What one split may still read."""
-
-    records: int
-    bytes: float
-
-    @property
-    def spent(self) -> bool:
-        return self.records <= 0 or self.bytes <= 0
-
-
-def _sample_shard(
-    uri: str,
-    name: str,
-    split: str,
-    info: DatasetInfo,
-    sample: ReportSample,
-    budget: _Budget,
-    wanted: set[str],
-    examples_per_label: int,
-) -> None:
-    """Adds a shard's first records to the sample until the split's budget is spent."""
-    try:
-        for index, payload in enumerate(read_shard_records(uri)):
-            size = len(payload) + 16  # with the TFRecord framing
-            budget.records, budget.bytes = budget.records - 1, budget.bytes - size
-            sample.num_records, sample.num_bytes = sample.num_records + 1, sample.num_bytes + size
-            problem = _add_record(payload, split, info, sample, wanted, examples_per_label)
-            if problem:
-                sample.problems.append(f"{name}: record {index}: {problem}")
-            if budget.spent:
-                return
-    except DatasetError as error:
-        sample.problems.append(str(error))
-
-
-def _add_record(
-    payload: bytes, split: str, info: DatasetInfo, sample: ReportSample, wanted: set[str], examples_per_label: int
-) -> str | None:
-    """Adds one record's duration (and clip, if its label still needs one); returns a problem, if any."""
-    try:
-        example = decode_example(payload)
-    except ValueError as error:
-        return f"cannot be parsed: {error}"
-    if example.sample_rate <= 0 or example.num_frames <= 0:
-        return f"{example.blob}: no audio ({example.num_frames} frames at {example.sample_rate} Hz)"
-    key = label_key(example)
-    duration = example.num_frames / example.sample_rate
-    sample.durations.setdefault(key, []).append(duration)
-    clips = sample.clips.setdefault(key, [])
-    if key not in wanted or len(clips) >= examples_per_label:
-        return None
-    try:
-        samples = clip_samples(example, info.sample_format)
-    except ValueError as error:  # fewer audio bytes than the header claims
-        return f"{example.blob}: {error}"
-    clips.append(
-        Clip(
-            label=key,
-            split=split,
-            blob=example.blob,
-            sample_rate=example.sample_rate,
-            num_channels=example.num_channels,
-            duration_seconds=duration,
-            samples=samples,
-        )
-    )
-    return None
-
-
-# --- embedded media ------------------------------------------------------------------------------
-
-
-def _png_data_uri(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _wav_data_uri(samples: np.ndarray, sample_rate: int) -> str:
-    """16-bit mono WAV, resampled down to CLIP_MAX_RATE: about 32 kB per second of audio."""
-    rate = sample_rate
-    if rate > CLIP_MAX_RATE:
-        samples, rate = soxr.resample(samples, rate, CLIP_MAX_RATE), CLIP_MAX_RATE
-    buffer = io.BytesIO()
-    sf.write(buffer, np.clip(samples, -1.0, 1.0), rate, format="WAV", subtype="PCM_16")
-    return "data:audio/wav;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _plot_text(text: str, limit: int = 28) -> str:
-    """Label text for matplotlib: shortened, with '$' escaped so it is never parsed as mathtext."""
-    short = text if len(text) <= limit else text[: limit - 1] + "…"
-    return short.replace("$", r"\$")
-
-
-def _figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), dpi=100, layout="tight")  # "constrained" clips small figures
-    figure.set_facecolor("white")
-    return figure
-
-
-def _style(ax) -> None:
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.tick_params(labelsize=8)
-
-
-def _mel_filters(n_fft: int, sample_rate: int, n_mels: int) -> np.ndarray:
-    """Triangular mel filters [n_mels, n_fft // 2 + 1]: low tones (hums, voices) get their share of rows."""
-
-    def mel(hz: np.ndarray | float) -> np.ndarray | float:
-        return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
-
-    edges = 700.0 * (10 ** (np.linspace(0.0, mel(sample_rate / 2), n_mels + 2) / 2595.0) - 1.0)
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    lower, center, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    return np.maximum(0.0, np.minimum((freqs - lower) / (center - lower), (upper - freqs) / (upper - center)))
-
-
-def _mel_spectrogram_db(samples: np.ndarray, sample_rate: int, n_mels: int = 48) -> np.ndarray:
-    """Log-mel power [mel band, time] in dB relative to a full-scale sine (dBFS).
-
-    An absolute scale (not relative to each clip's peak) makes a near-silent clip look dark, so
-    examples can be compared with each other. The FFT is long enough (bins of at most ~20 Hz) that
-    even the lowest mel bands hold a bin.
-    """
-    n_fft = 1 << math.ceil(math.log2(max(256, sample_rate / 20)))
-    hop = n_fft // 4
-    if samples.size < n_fft:
-        samples = np.pad(samples, (0, n_fft - samples.size))
-    window = np.hanning(n_fft)
-    frames = np.lib.stride_tricks.sliding_window_view(samples, n_fft)[::hop]
-    power = (2.0 * np.abs(np.fft.rfft(frames * window, axis=1)) / window.sum()) ** 2
-    mel_power = power @ _mel_filters(n_fft, sample_rate, n_mels).T
-    return 10.0 * np.log10(np.maximum(mel_power, 1e-12)).T
-
-
-def _waveform_pixels(samples: np.ndarray, width: int, height: int) -> np.ndarray:
-    """A min/max waveform as a boolean [height, width] mask: each column spans its share of samples."""
-    if samples.size < width:
-        samples = np.repeat(samples, math.ceil(width / samples.size))
-    starts = np.linspace(0, samples.size, width, endpoint=False).astype(int)
-    scale = (height - 1) / 2.0
-    top = np.round((1.0 - np.clip(np.maximum.reduceat(samples, starts), -1, 1)) * scale)
-    bottom = np.round((1.0 - np.clip(np.minimum.reduceat(samples, starts), -1, 1)) * scale)
-    rows = np.arange(height)[:, None]
-    return (rows >= top) & (rows <= bottom)
-
-
-def _example_plot(clip: Clip, width: int = 300, wave_height: int = 48, spec_height: int = 100) -> str:
-    """Waveform over log-mel spectrogram, 300×150 px: enough to tell a tone from noise or silence.
-
-    Drawn as pixels (a matplotlib colormap, saved with imsave) rather than with axes: a report has
-    up to MAX_LABELS × examples_per_label of these, and a figure with axes costs far more to render.
-    """
-    picture = np.ones((wave_height + 2 + spec_height, width, 3))
-    picture[:wave_height][_waveform_pixels(clip.samples, width, wave_height)] = to_rgb(_ACCENT)
-    db = _mel_spectrogram_db(clip.samples, clip.sample_rate)
-    rows = np.linspace(db.shape[0] - 1, 0, spec_height).round().astype(int)  # low frequencies at the bottom
-    columns = np.linspace(0, db.shape[1] - 1, width).round().astype(int)
-    level = np.clip((db[rows][:, columns] + 100.0) / 100.0, 0.0, 1.0)  # -100 dBFS .. 0 dBFS
-    picture[wave_height + 2 :] = colormaps["magma"](level)[..., :3]
-    buffer = io.BytesIO()
-    imsave(buffer, picture, format="png", metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _duration_overview_plot(histogram: dict[str, int]) -> str:
-    """dataset.json's exact whole-second duration histogram, as bars."""
-    figure = _figure(5.0, 1.8)
-    ax = figure.subplots()
-    seconds = [int(key) for key in histogram]
-    ax.bar(seconds, list(histogram.values()), width=0.9, align="edge", color=_ACCENT)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("duration (s, whole-second buckets)", fontsize=8)
-    ax.set_ylabel("examples", fontsize=8)
-    _style(ax)
-    return _png_data_uri(figure)
-
-
-def _label_duration_plot(label: str, durations: list[float], edges: np.ndarray) -> str:
-    """One small histogram; fixed margins (no layout pass), since there is one per shown label."""
-    figure = Figure(figsize=(2.6, 1.6), dpi=100)
-    figure.set_facecolor("white")
-    figure.subplots_adjust(left=0.15, right=0.96, top=0.85, bottom=0.24)
-    ax = figure.subplots()
-    counts, _ = np.histogram(durations, bins=edges)
-    ax.stairs(counts, edges, fill=True, color=_ACCENT)  # one artist, not a patch per bin
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-    ax.set_title(_plot_text(label), fontsize=9)
-    ax.set_xlabel("seconds", fontsize=7)
-    _style(ax)
-    return _png_data_uri(figure)
-
-
-def _split_legend(ax) -> None:
-    """One row of split names above the plot, where it cannot hide a bar."""
-    handles, names = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(names), fontsize=7, frameon=False)
-
-
-def _label_balance_plot(info: DatasetInfo, labels: list[str]) -> str:
-    """Horizontal bars per label, stacked by split: imbalance across labels and splits at a glance."""
-    figure = _figure(5.0, 0.9 + 0.22 * len(labels))
-    ax = figure.subplots()
-    left = np.zeros(len(labels))
-    for index, (split, split_info) in enumerate(info.splits.items()):
-        counts = np.array([split_info.label_counts.get(label, 0) for label in labels], dtype=float)
-        color = _SPLIT_COLORS[index % len(_SPLIT_COLORS)]
-        ax.barh(range(len(labels)), counts, left=left, color=color, label=split)
-        left += counts
-    ax.set_yticks(range(len(labels)), [_plot_text(label) for label in labels])
-    ax.invert_yaxis()
-    ax.set_xlabel("examples", fontsize=8)
-    _style(ax)
-    _split_legend(ax)
-    return _png_data_uri(figure)
-
-
-def _shard_size_plot(info: DatasetInfo) -> str:
-    """Bars per shard (a histogram per split beyond 200 shards), colored by split: shows stragglers."""
-    figure = _figure(5.0, 2.0)
-    ax = figure.subplots()
-    num_shards = sum(len(split.files) for split in info.splits.values())
-    position = 0
-    for index, (split, split_info) in enumerate(info.splits.items()):
-        sizes = [shard.num_bytes / 2**20 for shard in split_info.files]
-        color = _SPLIT_COLORS[index % len(_SPLIT_COLORS)]
-        if num_shards <= 200:
-            ax.bar(range(position, position + len(sizes)), sizes, color=color, label=split)
-            position += len(sizes)
-        elif sizes:
-            ax.hist(sizes, bins=30, histtype="step", color=color, label=split)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("shard (in dataset.json order)" if num_shards <= 200 else "MiB", fontsize=8)
-    ax.set_ylabel("MiB" if num_shards <= 200 else "shards", fontsize=8)
-    _style(ax)
-    _split_legend(ax)
-    return _png_data_uri(figure)
-
-
-def _bars(ax, names: list[str], values: list[int], color: str, title: str) -> None:
-    ax.bar(range(len(values)), values, color=color)
-    ax.set_xticks(range(len(values)), names)
-    ax.set_title(title, fontsize=9)
-    _style(ax)
-
-
-def _format_plot(stats: dict) -> str:
-    """Sample rates and channel counts side by side (exact, from dataset.json)."""
-    figure = _figure(5.0, 1.8)
-    rate_ax, channel_ax = figure.subplots(1, 2, width_ratios=[3, 1])
-    rates = stats.get("sample_rates", {})
-    channels = stats.get("channels", {})
-    _bars(rate_ax, [f"{int(rate) / 1000:g} kHz" for rate in rates], list(rates.values()), _ACCENT, "sample rate")
-    _bars(channel_ax, list(channels), list(channels.values()), _SPLIT_COLORS[1], "channels")
-    rate_ax.set_ylabel("examples", fontsize=8)
-    return _png_data_uri(figure)
-
-
-# --- the page ------------------------------------------------------------------------------------
 
 
 def _e(value: object) -> str:
@@ -652,7 +246,7 @@ def _labels_section(info: DatasetInfo, labels: list[str], shown: list[str]) -> s
         notes += f'<p class="note">The first {MAX_TABLE_ROWS:,} of {len(labels):,} labels are listed.</p>'
     chart = ""
     if shown:
-        chart = _img(_label_balance_plot(info, shown), "examples per label and split", plot="label-balance")
+        chart = _img(label_balance_plot(info, shown), "examples per label and split", plot="label-balance")
         if len(shown) < len(labels):
             chart += f'<p class="note">The chart shows the first {len(shown)} of {len(labels):,} labels.</p>'
     table = f'<table id="label-table">{header}{"".join(rows)}</table>{notes}'
@@ -677,9 +271,9 @@ def _examples_section(sample: ReportSample, labels: list[str], shown: list[str])
             details += f" · {clip.num_channels} ch"
             cards.append(
                 f'<div class="example-card"{_data(example_split=clip.split)}>'
-                + _img(_example_plot(clip), f"waveform and spectrogram of {clip.blob}", plot="example")
+                + _img(example_plot(clip), f"waveform and spectrogram of {clip.blob}", plot="example")
                 + f'<audio class="example" controls preload="metadata"{_data(blob=clip.blob)} '
-                f'src="{_wav_data_uri(clip.samples, clip.sample_rate)}"></audio>'
+                f'src="{wav_data_uri(clip.samples, clip.sample_rate)}"></audio>'
                 f'<div class="blob">{_e(clip.blob)}</div><div class="note">{_e(details)}</div></div>'
             )
         parts.append(f'<div class="examples">{"".join(cards)}</div></section>')
@@ -694,7 +288,7 @@ def _durations_section(info: DatasetInfo, sample: ReportSample, shown: list[str]
         cells = [_td(f"{v:g} s", numeric=True, percentile=key, value=v) for key, v in percentiles.items()]
         exact += f'<table id="duration-percentiles">{_th(*percentiles, numeric_from=0)}{_tr(cells)}</table>'
     if histogram:
-        exact += _img(_duration_overview_plot(histogram), "durations of all examples", plot="durations")
+        exact += _img(duration_overview_plot(histogram), "durations of all examples", plot="durations")
     if exact:
         exact = f'<p class="note">All examples (exact, from dataset.json):</p>{exact}'
     if sample.complete:
@@ -716,7 +310,7 @@ def _durations_section(info: DatasetInfo, sample: ReportSample, shown: list[str]
             edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
         plots = "".join(
             _img(
-                _label_duration_plot(label, sample.durations[label], edges),
+                label_duration_plot(label, sample.durations[label], edges),
                 f"durations of {label}",
                 plot="label-durations",
                 duration_label=label,
@@ -747,7 +341,7 @@ def _formats_section(info: DatasetInfo) -> str:
         before = ", ".join(f"{rate} Hz: {count}" for rate, count in source_rates.items())
         extra += f'<p class="note">Before resampling: {_e(before)}</p>'
     if rates or channels:
-        extra = _img(_format_plot(stats), "sample rates and channels", plot="formats") + extra
+        extra = _img(format_plot(stats), "sample rates and channels", plot="formats") + extra
     return (
         '<h2 id="formats">Sample rates and channels</h2><div class="row">'
         f'<table id="sample-rate-table">{_th("sample rate", "examples", numeric_from=0)}{rate_rows}</table>'
@@ -818,7 +412,7 @@ def _shards_section(info: DatasetInfo) -> str:
     more = ""
     if len(shards) > MAX_TABLE_ROWS:
         more = f'<p class="note">The first {MAX_TABLE_ROWS:,} of {len(shards):,} shards are listed.</p>'
-    plot = _img(_shard_size_plot(info), "shard sizes", plot="shard-sizes") if shards else ""
+    plot = _img(shard_size_plot(info), "shard sizes", plot="shard-sizes") if shards else ""
     summary_table = f'<table id="shard-summary">{_th("split", "shards", "smallest", "median", "largest")}'
     return (
         f'<h2 id="shards">Shards</h2><div class="row"><div>{summary_table}{"".join(summary)}</table>{plot}</div>'
