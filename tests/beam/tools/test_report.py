@@ -1,5 +1,6 @@
 """The HTML dataset report: its numbers match dataset.json, its plots and players render in a real
-browser (headless Chromium), strings from manifests are escaped, and the audio sample stays bounded.
+browser (headless Chromium), and strings from manifests are escaped. The sample it reads and its
+plots have their own tests (test_report_sample.py, test_report_plots.py).
 """
 
 from __future__ import annotations
@@ -14,26 +15,12 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from audioflow.beam.cli import main
-from audioflow.beam.format import (
-    FORMAT_VERSION,
-    METADATA_FILE,
-    AudioExample,
-    DatasetInfo,
-    ShardInfo,
-    SplitInfo,
-    encode_example,
-    shard_file_name,
-)
-from audioflow.beam.format.tfrecord import frame_record
-from audioflow.beam.job.launch import run_ingest
-from audioflow.beam.prep.options import build_ingest_options
-from audioflow.beam.tools.demo_data import make_demo_data
-from audioflow.beam.tools.report import clip_samples, sample_dataset, write_html_report
+from audioflow.beam.format import METADATA_FILE
+from audioflow.beam.tools.report import write_html_report
 
 EXAMPLES_PER_LABEL = 3
 CHROMIUM_FLAGS = [
@@ -152,19 +139,6 @@ def run_chromium(binary: str, workdir: Path, *args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> tuple[Path, DatasetInfo]:
-    root = tmp_path_factory.mktemp("report-data")
-    manifest = make_demo_data(root / "demo", clips_per_class=8)
-    options = build_ingest_options(
-        manifest=str(manifest),
-        output=str(root / "dataset"),
-        splits="train=0.8,test=0.2",
-        max_rejected_fraction=0.2,  # the demo's 3 bad rows are 11% of its 27 rows
-    )
-    return root / "dataset", run_ingest(options, [])
-
-
 @dataclass
 class RenderedReport:
     folder: Path
@@ -276,104 +250,10 @@ def test_report_is_self_contained_and_screenshot_is_written(rendered):
     assert struct.unpack(">II", header[16:24]) == (1280, 2000)
 
 
-# --- small, hand-written datasets -----------------------------------------------------------------
+# --- small, hand-written datasets (conftest.write_dataset) ----------------------------------------
 
 
-def _tone(frames: int, channels: int, sample_format: str) -> bytes:
-    wave = 0.5 * np.sin(2 * np.pi * 440 * np.arange(frames) / 16000)
-    samples = np.repeat(wave[:, None], channels, axis=1)
-    if sample_format == "int16":
-        return (samples * 32767).astype("<i2").tobytes()
-    return samples.astype("<f4").tobytes()
-
-
-def write_dataset(
-    folder: Path,
-    rows: list[tuple[str, str]],
-    *,
-    rejected_examples: list[dict] | None = None,
-    sample_format: str = "int16",
-) -> DatasetInfo:
-    """Writes one shard of 0.5 s tones, one per (blob, label) row, and a dataset.json describing it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = sorted({label for _, label in rows})
-    payloads = [
-        frame_record(
-            encode_example(
-                AudioExample(
-                    audio=_tone(8000, 1, sample_format),
-                    label=names.index(label),
-                    label_name=label,
-                    sample_rate=16000,
-                    num_channels=1,
-                    num_frames=8000,
-                    blob=blob,
-                )
-            )
-        )
-        for blob, label in rows
-    ]
-    shard = shard_file_name("train", 0, 1)
-    (folder / shard).write_bytes(b"".join(payloads))
-    size = sum(map(len, payloads))
-    counts = dict(sorted(Counter(label for _, label in rows).items()))
-    rejected_examples = rejected_examples or []
-    by_reason = dict(Counter(row["reason"] for row in rejected_examples))
-    info = DatasetInfo(
-        format_version=FORMAT_VERSION,
-        created="2026-01-01T00:00:00+00:00",
-        audio={
-            "sample_format": sample_format,
-            "encoding": "pcm_le_interleaved",
-            "sample_rate": 16000,
-            "num_channels": 1,
-        },
-        compression="none",
-        splits={
-            "train": SplitInfo(
-                num_examples=len(rows),
-                num_shards=1,
-                files=[ShardInfo(shard, len(rows), size)],
-                duration_seconds=0.5 * len(rows),
-                num_bytes=size,
-                label_counts=counts,
-            )
-        },
-        labels={"names": names, "counts": counts},
-        rejected={
-            "num_rows": len(rejected_examples),
-            "by_reason": by_reason,
-            "by_split": {"train": len(rejected_examples)},
-            "file": "rejected.jsonl",
-            "fraction": 0.0,
-            "max_fraction": 1.0,
-            "passed": True,
-            "examples": {reason: [r for r in rejected_examples if r["reason"] == reason] for reason in by_reason},
-        },
-        manifest={
-            "uri": str(folder / "labels.csv"),
-            "sha256": "0" * 64,
-            "num_rows": len(rows) + len(rejected_examples),
-        },
-        audio_root=str(folder),
-        stats={
-            "num_examples": len(rows),
-            "total_hours": 0.5 * len(rows) / 3600,
-            "total_bytes": size,
-            "sample_rates": {"16000": len(rows)},
-            "source_sample_rates": {"16000": len(rows)},
-            "channels": {"1": len(rows)},
-            "duration_seconds_percentiles": {"p0": 0.5, "p50": 0.5, "p100": 0.5},
-            "duration_seconds_histogram": {"0": len(rows)},
-        },
-        options={},
-        tool={"name": "audioflow", "version": "test"},
-    )
-    (folder / METADATA_FILE).write_text(info.to_json(), encoding="utf-8")
-    return info
-
-
-def test_strings_from_data_are_escaped(tmp_path):
+def test_strings_from_data_are_escaped(tmp_path, write_dataset):
     rejected = [
         {
             "line": 3,
@@ -400,33 +280,7 @@ def test_strings_from_data_are_escaped(tmp_path):
     assert EVIL_BLOB in dom.one("li", data_reason="missing").text
 
 
-def test_sample_is_bounded_and_keeps_a_few_clips_per_label(tmp_path):
-    rows = [(f"clip-{index:03d}.wav", ("a", "b")[index % 2]) for index in range(40)]
-    info = write_dataset(tmp_path / "ds", rows)
-    small = sample_dataset(str(tmp_path / "ds"), info, examples_per_label=2, max_records=10)
-    assert small.num_records == 10 and not small.complete
-    assert sum(map(len, small.durations.values())) == 10
-    assert {label: len(clips) for label, clips in small.clips.items()} == {"a": 2, "b": 2}
-    assert [clip.blob for clip in small.clips["a"]] == ["clip-000.wav", "clip-002.wav"]  # deterministic: first ones
-    whole = sample_dataset(str(tmp_path / "ds"), info, max_records=1000)
-    assert whole.num_records == 40 and whole.complete and not whole.problems
-    (tmp_path / "ds" / info.splits["train"].files[0].name).write_bytes(b"not a tfrecord at all")
-    broken = sample_dataset(str(tmp_path / "ds"), info)
-    assert broken.problems and not broken.complete  # reported on the page, not raised
-
-
-@pytest.mark.parametrize("sample_format", ["int16", "float32"])
-def test_clip_samples_scale_downmix_and_truncate(sample_format):
-    frames = 16000 * 7
-    stereo = np.stack([np.full(frames, 0.5), np.full(frames, 0.25)], axis=1)
-    raw = (stereo * 32768).astype("<i2").tobytes() if sample_format == "int16" else stereo.astype("<f4").tobytes()
-    example = AudioExample(audio=raw, label=0, sample_rate=16000, num_channels=2, num_frames=frames, blob="x.wav")
-    clip = clip_samples(example, sample_format, seconds=5.0)
-    assert clip.dtype == np.float32 and clip.shape == (16000 * 5,)
-    np.testing.assert_allclose(clip, 0.375, atol=1e-6)
-
-
-def test_inspect_html_writes_the_report(tmp_path):
+def test_inspect_html_writes_the_report(tmp_path, write_dataset):
     write_dataset(tmp_path / "ds", [("a.wav", "yes"), ("b.wav", "no")])
     page = tmp_path / "out" / "report.html"
     result = CliRunner().invoke(main, ["inspect", str(tmp_path / "ds"), "--html", str(page)])
