@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,20 +32,21 @@ _UNITS = {
 }
 
 
+_SIZE = re.compile(r"^(?P<number>[0-9]+(\.[0-9]+)?|\.[0-9]+)(?P<unit>[a-z]*)$")
+
+
 def parse_size(text: str | int) -> int:
     """Parses '128MiB', '64M', '1g' or a plain byte count.
 
     Raises:
         ValueError: for anything else.
     """
-    if isinstance(text, int):
+    if isinstance(text, int) and text >= 0:
         return text
-    stripped = text.strip().lower().replace(" ", "")
-    number = stripped.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = stripped[len(number) :]
-    if unit not in _UNITS or not number:
+    match = _SIZE.match(str(text).strip().lower().replace(" ", ""))
+    if match is None or match["unit"] not in _UNITS:
         raise ValueError(f"bad size {text!r}: expected e.g. 128MiB, 64M or a number of bytes")
-    return int(float(number) * _UNITS[unit])
+    return int(float(match["number"]) * _UNITS[match["unit"]])
 
 
 @dataclass(frozen=True)
