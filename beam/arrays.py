@@ -81,8 +81,10 @@ class _Split:
     counts: tuple[int, ...]
     sizes: tuple[int, ...]
     starts: tuple[int, ...]  # global index of each shard's first example
+    num_examples: int
     sample_format: str
     gzip: bool
+    remote: bool
 
     @classmethod
     def of(cls, dataset: str, split: str, info: DatasetInfo) -> _Split:
@@ -99,13 +101,11 @@ class _Split:
             counts=counts,
             sizes=tuple(shard.num_bytes for shard in files),
             starts=starts,
+            num_examples=sum(counts),
             sample_format=info.sample_format,
             gzip=info.compression == "gzip",
+            remote=is_gcs(dataset),
         )
-
-    @property
-    def num_examples(self) -> int:
-        return sum(self.counts)
 
 
 def _check_audio_type(audio: str, sample_format: str) -> None:
@@ -287,7 +287,7 @@ class RandomAccessSource:
         offset, length = self.index(shard).span(record)
         uri, name = self._split.uris[shard], self._split.shard_names[shard]
         payload_length = length - _FRAME_BYTES
-        if is_gcs(uri):
+        if self._split.remote:
             data = read_range(uri, offset, length)
             header, payload, footer = data[:12], data[12 : 12 + payload_length], data[12 + payload_length :]
         else:  # three preads: the payload lands in its own bytes object, never copied out of a buffer
