@@ -1,16 +1,14 @@
 """Compact, deterministic Beam coders for the rows that flow between pipeline steps.
 
-Without them Beam falls back to pickling each dataclass, which repeats the class path and costs
-a C-level pickle per element at every step boundary. That matters because of how rows travel:
-on the local runner every PCollection crossing a stage boundary stays in memory, encoded, until
-the job ends, and each GroupByKey holds its whole input decoded while it groups. Encoding a row as
-the tuple of its fields with Beam's compiled component coders makes it about a third of the
-pickled size and cheaper to encode and decode (bench/RESULTS.md has the before/after), and it is
-deterministic, so rows may also be used in keys.
+Without them Beam pickles each dataclass, repeating the class path in every element. Rows are what
+the local runner holds in memory between stages and what each GroupByKey holds while it groups, so
+their encoded size matters: a flat tuple of fields through Beam's compiled coder is a fraction of
+the pickle and cheaper to encode and decode (figures in bench/RESULTS.md). It is also deterministic,
+so rows may be used in keys.
 
-`register_row_coders()` (called when the graph is built) puts them in Beam's coder registry, and
-pipeline.py declares its steps' output types so that Beam picks them. The coders travel pickled
-in the job graph, so Dataflow workers need only audioflow installed, as they already do.
+`register_row_coders()` (called when the graph is built) puts them in Beam's coder registry, and the
+composites under job/ declare their steps' output types so that Beam picks them. The coders travel
+pickled in the job graph, so Dataflow workers need only audioflow installed, as they already do.
 """
 
 from __future__ import annotations
@@ -33,9 +31,9 @@ __all__ = ["ManifestRowCoder", "PlannedRowCoder", "RejectionCoder", "register_ro
 class _FieldsCoderImpl(coder_impl.StreamCoderImpl):
     """Encodes a row as one flat tuple of str/int/None with Beam's compiled primitives coder.
 
-    One flat tuple costs half the CPU of a tuple coder with a coder per field (measured on 32,000
-    rows). Decoding interns the fields that repeat across rows (split, label), so the decoded
-    copies a GroupByKey holds share one string each instead of one per row.
+    One flat tuple is cheaper than a tuple coder with a coder per field. Decoding interns the fields
+    that repeat across rows (split, label), so the decoded copies a GroupByKey holds share one string
+    each instead of one per row.
     """
 
     def __init__(self, to_fields: Callable[[Any], tuple], from_fields: Callable[..., Any], interned: tuple[int, ...]):

@@ -1,7 +1,9 @@
-"""The last step of a run: prove the accounting, write rejected.jsonl, name shards, write dataset.json.
+"""Finalize, the last step of a run: prove the accounting, write rejected.jsonl, name shards, dataset.json.
 
 dataset.json is written last, so its presence means the dataset is complete; a run that dies
 before this point leaves only temporary files that readers ignore and --overwrite removes.
+`finalize_dataset` does the work in plain Python; the `Finalize` transform runs it once, after
+every other step, with their outputs as side inputs.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import heapq
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
+import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import AsIter, AsList, AsSingleton
 
 from audioflow.beam.errors import AccountingError
 from audioflow.beam.format import (
@@ -32,7 +36,7 @@ from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.rows import Rejection, ShardStats, ShardWritten
 from audioflow.beam.storage import delete_if_exists, delete_tree, write_atomically, write_text_atomically
 
-__all__ = ["finalize_dataset"]
+__all__ = ["Finalize", "FinalizeInputs", "finalize_dataset"]
 
 _LOGGER = logging.getLogger(__name__)
 _PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
@@ -210,3 +214,61 @@ def _duration_histogram(durations_centiseconds: Counter) -> dict[str, int]:
     for centiseconds, count in durations_centiseconds.items():
         buckets[centiseconds // 100] += count
     return _histogram(buckets)
+
+
+class FinalizeInputs(NamedTuple):
+    """What Finalize reads: the outputs of every other step."""
+
+    shards: beam.PCollection  # ShardWritten per temporary file
+    rejected: beam.PCollection  # Rejection, from every step
+    row_splits: beam.PCollection  # str: the split of every manifest row
+    policy: beam.PCollection  # LabelPolicy (one)
+    manifest_info: beam.PCollection  # {uri, sha256, num_rows} (one)
+
+
+class _FinalizeFn(beam.DoFn):
+    """Runs once, after everything: accounting, rejected.jsonl, renames, dataset.json last."""
+
+    def __init__(self, options: IngestOptions, temp_dir: str, tool: dict[str, Any]):
+        self._options, self._temp_dir, self._tool = options, temp_dir, tool
+
+    def process(self, _: Any, shards, rejected, row_splits, policy, manifest_info) -> Iterator[DatasetInfo]:
+        yield finalize_dataset(
+            self._options,
+            self._temp_dir,
+            self._tool,
+            shards=shards,
+            rejected=rejected,
+            rows_by_split=dict(row_splits),
+            label_policy=policy,
+            manifest_info=manifest_info,
+        )
+
+
+class Finalize(beam.PTransform):
+    """FinalizeInputs -> DatasetInfo (one), the contents of the dataset.json it wrote.
+
+    Remote runners return no PCollection contents, so the launcher reads dataset.json from storage;
+    the output is there for tests and for composing this job into larger pipelines.
+    """
+
+    def __init__(self, options: IngestOptions, temp_dir: str, tool: dict[str, Any]):
+        super().__init__()
+        self._options, self._temp_dir, self._tool = options, temp_dir, tool
+
+    def expand(self, inputs: FinalizeInputs) -> beam.PCollection:
+        rows_per_split = inputs.row_splits | "RowsPerSplit" >> beam.combiners.Count.PerElement()
+        # (split, number of manifest rows)
+        return (
+            beam.pvalue.PBegin(inputs.shards.pipeline)
+            | "FinalizeTrigger" >> beam.Create([None])
+            | "FinalizeDataset"
+            >> beam.ParDo(
+                _FinalizeFn(self._options, self._temp_dir, self._tool),
+                shards=AsList(inputs.shards),
+                rejected=AsIter(inputs.rejected),
+                row_splits=AsList(rows_per_split),
+                policy=AsSingleton(inputs.policy),
+                manifest_info=AsSingleton(inputs.manifest_info),
+            ).with_output_types(DatasetInfo)
+        )

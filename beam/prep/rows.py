@@ -1,8 +1,8 @@
 """The small values that flow between pipeline steps (rows, rejections, shard results).
 
 Frozen dataclasses with slots (the local runner holds every row in memory, so their size matters);
-row_coders.py encodes them between steps. Their shape is what each step's
-comment in pipeline.py refers to.
+job/coders.py encodes them between steps. Their shape is what the comment after each step in
+job/graph.py refers to.
 """
 
 from __future__ import annotations

@@ -88,14 +88,16 @@ def test_the_job_graph_encodes_rows_with_these_coders(tmp_path: Path) -> None:
     }
     expected = {
         ("ReadManifest/ParseCsv/ParDo(_ReadManifestFn)", "None"): "ManifestRowCoder",
-        ("ClassifyRows/ParDo(_ClassifyRowFn)", "None"): "PlannedRowCoder",
-        ("ClassifyRows/ParDo(_ClassifyRowFn)", "rejected"): "RejectionCoder",
-        ("KeyByUri", "None"): "TupleCoder[StrUtf8Coder, PlannedRowCoder]",
-        ("GroupByUri", "None"): "TupleCoder[StrUtf8Coder, IterableCoder[PlannedRowCoder]]",
-        ("DropDuplicates/FlatMap(_pick_first_of_duplicates)", "None"): "PlannedRowCoder",
-        ("StatFiles/ParDo(_StatFilesFn)", "None"): "PlannedRowCoder",
-        ("AssignShards", "None"): "TupleCoder[TupleCoder[StrUtf8Coder, VarIntCoder], PlannedRowCoder]",
-        ("GroupRowsByShard", "None"): (
+        ("ClassifyRows/Classify/ParDo(_ClassifyRowFn)", "None"): "PlannedRowCoder",
+        ("ClassifyRows/Classify/ParDo(_ClassifyRowFn)", "rejected"): "RejectionCoder",
+        ("DropDuplicates/KeyByUri", "None"): "TupleCoder[StrUtf8Coder, PlannedRowCoder]",
+        ("DropDuplicates/GroupByUri", "None"): "TupleCoder[StrUtf8Coder, IterableCoder[PlannedRowCoder]]",
+        ("DropDuplicates/PickFirst/FlatMap(_pick_first_of_duplicates)", "None"): "PlannedRowCoder",
+        ("StatFiles/Stat/ParDo(_StatFilesFn)", "None"): "PlannedRowCoder",
+        ("WriteShards/AssignShards/KeyByShard", "None"): (
+            "TupleCoder[TupleCoder[StrUtf8Coder, VarIntCoder], PlannedRowCoder]"
+        ),
+        ("WriteShards/GroupRowsByShard", "None"): (
             "TupleCoder[TupleCoder[StrUtf8Coder, VarIntCoder], IterableCoder[PlannedRowCoder]]"
         ),
         ("AllRejections", "None"): "RejectionCoder",

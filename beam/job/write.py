@@ -1,0 +1,200 @@
+"""WriteShards: rows assigned to shard units and grouped, then each unit's audio streamed to files.
+
+Only rows are grouped; a unit's audio is read, encoded and written inside one DoFn call, so memory
+stays flat however large the dataset, and Dataflow never shuffles audio bytes. The files are
+temporary: Finalize gives them their final names once every unit is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import AsDict, TaggedOutput
+
+from audioflow.beam.format import COMPRESSIONS
+from audioflow.beam.job.load import AudioLoader, LoadedAudio
+from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
+from audioflow.beam.prep.options import IngestOptions
+from audioflow.beam.prep.rows import PlannedRow, Rejection, ShardStats, ShardWritten
+
+__all__ = ["AssignShards", "WriteShards", "Written", "shard_key"]
+
+_LOGGER = logging.getLogger(__name__)
+ShardKey = tuple[str, int]  # (split, unit)
+
+
+class Written(NamedTuple):
+    """What WriteShards outputs."""
+
+    shards: beam.PCollection  # ShardWritten per temporary file
+    rejected: beam.PCollection  # Rejection: the file could not be read or decoded
+
+
+def shard_key(planned: PlannedRow, split_bytes: dict[str, int], shard_size: int) -> tuple[ShardKey, PlannedRow]:
+    """Spreads a split's rows over ceil(bytes / shard_size) units by a hash of the URI (deterministic)."""
+    units = max(1, math.ceil(split_bytes.get(planned.split, 0) / shard_size))
+    unit = int.from_bytes(hashlib.sha256(planned.uri.encode()).digest()[:8], "big") % units
+    return (planned.split, unit), planned
+
+
+def _split_and_size(planned: PlannedRow) -> tuple[str, int]:
+    return planned.split, planned.size
+
+
+class AssignShards(beam.PTransform):
+    """PlannedRow with size -> ((split, unit), PlannedRow), about `shard_size` bytes of files per unit."""
+
+    def __init__(self, shard_size: int):
+        super().__init__()
+        self._shard_size = shard_size
+
+    def expand(self, sized: beam.PCollection) -> beam.PCollection:
+        split_bytes = sized | "SizeBySplit" >> beam.Map(_split_and_size) | "SumSizes" >> beam.CombinePerKey(sum)
+        return sized | "KeyByShard" >> beam.Map(shard_key, AsDict(split_bytes), self._shard_size).with_output_types(
+            tuple[ShardKey, PlannedRow]
+        )
+
+
+class _Progress:
+    """Logs a worker's examples written and rows rejected, with the rate, at most every 10 s."""
+
+    def __init__(self) -> None:
+        self.written = self.rejected = 0
+        self._start = self._last = time.monotonic()
+
+    def maybe_log(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= 10:
+            self._last = now
+            _LOGGER.info(
+                "worker %d: %d examples written, %d rows rejected (%.0f examples/s)",
+                os.getpid(),
+                self.written,
+                self.rejected,
+                self.written / (now - self._start),
+            )
+
+
+class _TemporaryShards:
+    """The temporary files of one unit: part 0, 1, ..., each closed once it would pass `roll_at` bytes."""
+
+    def __init__(self, temp_dir: str, key: ShardKey, compression: str, roll_at: int):
+        self._temp_dir = temp_dir
+        self._split, self._unit = key
+        self._suffix = COMPRESSIONS[compression]
+        self._compression = CompressionTypes.GZIP if compression == "gzip" else CompressionTypes.UNCOMPRESSED
+        self._roll_at = roll_at
+        self._part, self._writer, self._uri, self._num_bytes, self._stats = 0, None, "", 0, ShardStats()
+
+    def write(self, loaded: LoadedAudio, label_key: str) -> ShardWritten | None:
+        """Appends one record; returns the previous file if this record starts a new one."""
+        finished = None
+        if self._writer is not None and self._num_bytes + len(loaded.record) > self._roll_at:
+            finished = self.close()
+        if self._writer is None:
+            self._open()
+        self._writer.write(loaded.record)
+        self._num_bytes += len(loaded.record)
+        self._stats.add(label_key, loaded.sample_rate, loaded.source_rate, loaded.num_channels, loaded.num_frames)
+        return finished
+
+    def close(self) -> ShardWritten | None:
+        """Closes the open file, if any, and returns what it holds."""
+        if self._writer is None:
+            return None
+        self._writer.close()
+        shard = ShardWritten(self._split, self._unit, self._part, self._uri, self._num_bytes, self._stats)
+        self._part, self._writer = self._part + 1, None
+        return shard
+
+    def _open(self) -> None:
+        name = f"{self._split}-{self._unit:05d}-{self._part:04d}{self._suffix}"
+        self._uri = FileSystems.join(self._temp_dir, name)
+        self._writer = FileSystems.create(self._uri, compression_type=self._compression)
+        self._num_bytes, self._stats = 0, ShardStats()
+
+
+def _label_key(planned: PlannedRow) -> str:
+    """The label as dataset.json counts it: its name, or the integer as text."""
+    return planned.label_name if planned.label_name is not None else str(planned.label)
+
+
+class _WriteShardFn(beam.DoFn):
+    """((split, unit), [PlannedRow]) -> ShardWritten per temporary file, plus rejections.
+
+    Records are streamed in manifest order to files that roll over at twice --shard-size.
+    """
+
+    def __init__(self, options: IngestOptions, temp_dir: str):
+        self._options = options
+        self._temp_dir = temp_dir
+        self._written = Metrics.counter(NAMESPACE, "examples_written")
+        self._bytes = Metrics.counter(NAMESPACE, "bytes_written")
+        self._rejected = Metrics.counter(NAMESPACE, "rows_rejected")
+
+    def setup(self) -> None:
+        self._loader = AudioLoader(self._options)
+        self._progress = _Progress()
+
+    def teardown(self) -> None:
+        self._loader.close()
+
+    def process(self, element: tuple[ShardKey, Iterable[PlannedRow]]) -> Iterator[Any]:
+        key, rows = element
+        ordered = sorted(rows, key=lambda planned: planned.row.line)
+        roll_at = 2 * self._options.shard_size
+        files = _TemporaryShards(self._temp_dir, key, self._options.compression, roll_at)
+        for planned, loaded in zip(ordered, self._loader.load_in_order(ordered), strict=True):
+            if isinstance(loaded, Rejection):
+                yield self._reject(loaded)
+                continue
+            finished = files.write(loaded, _label_key(planned))
+            if finished is not None:
+                yield finished
+            self._count_written(len(loaded.record))
+        last = files.close()
+        if last is not None:
+            yield last
+
+    def _reject(self, rejection: Rejection) -> TaggedOutput:
+        self._rejected.inc()
+        self._progress.rejected += 1
+        return rejected(rejection)
+
+    def _count_written(self, num_bytes: int) -> None:
+        self._written.inc()
+        self._bytes.inc(num_bytes)
+        self._progress.written += 1
+        self._progress.maybe_log()
+
+
+class WriteShards(beam.PTransform):
+    """PlannedRow with size -> Written: temporary shard files, in `temp_dir`, and rejections."""
+
+    def __init__(self, options: IngestOptions, temp_dir: str):
+        super().__init__()
+        self._options, self._temp_dir = options, temp_dir
+
+    def expand(self, sized: beam.PCollection) -> Written:
+        written = (
+            sized
+            | "AssignShards" >> AssignShards(self._options.shard_size)
+            # ((split, unit), PlannedRow): rows only, never audio
+            | "GroupRowsByShard" >> beam.GroupByKey()
+            # ((split, unit), [PlannedRow])
+            | "WriteTemporaryShards"
+            >> beam.ParDo(_WriteShardFn(self._options, self._temp_dir))
+            .with_output_types(ShardWritten, **{REJECTED: Rejection})
+            .with_outputs(REJECTED, main="shards")
+        )
+        return Written(written.shards, written[REJECTED])
