@@ -1,0 +1,124 @@
+"""The composed job: its step labels are pinned, and it outputs the DatasetInfo it wrote as dataset.json.
+
+Step labels are what Dataflow's monitoring pages and dashboards filter on. A change to this list
+must be deliberate and recorded in docs/migrations.md.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.util import assert_that
+
+from audioflow.beam.format import DatasetInfo
+from audioflow.beam.job.graph import IngestDataset
+from audioflow.beam.prep.options import build_ingest_options
+
+from audio_files import write_audio, write_manifest
+
+# Every leaf step under IngestDataset/ on Dataflow (spread_rows=True). Beam's own Create labels a
+# lambda by its line in Beam's core.py; that number is masked, so only our labels are pinned.
+LEAF_STEPS = [
+    "AllRejections",
+    "ClassifyRows/AllLabels/AllLabels/CombinePerKey/Combine/ParDo(CombineValuesDoFn)",
+    "ClassifyRows/AllLabels/AllLabels/CombinePerKey/GroupByKey",
+    "ClassifyRows/AllLabels/AllLabels/DoOnce/FlatMap(<lambda at core.py:N>)",
+    "ClassifyRows/AllLabels/AllLabels/DoOnce/Impulse",
+    "ClassifyRows/AllLabels/AllLabels/DoOnce/Map(decode)",
+    "ClassifyRows/AllLabels/AllLabels/DoOnce/MaybeReshuffle",
+    "ClassifyRows/AllLabels/AllLabels/InjectDefault",
+    "ClassifyRows/AllLabels/AllLabels/KeyWithVoid",
+    "ClassifyRows/AllLabels/AllLabels/UnKey",
+    "ClassifyRows/Classify/ParDo(_ClassifyRowFn)",
+    "ClassifyRows/DistinctLabels/Distinct/Keys",
+    "ClassifyRows/DistinctLabels/Group/Combine/ParDo(CombineValuesDoFn)",
+    "ClassifyRows/DistinctLabels/Group/GroupByKey",
+    "ClassifyRows/DistinctLabels/ToPairs",
+    "ClassifyRows/LabelPolicy",
+    "ClassifyRows/Labels",
+    "DropDuplicates/GroupByUri",
+    "DropDuplicates/KeyByUri",
+    "DropDuplicates/PickFirst/FlatMap(_pick_first_of_duplicates)",
+    "Finalize/FinalizeDataset",
+    "Finalize/FinalizeTrigger/FlatMap(<lambda at core.py:N>)",
+    "Finalize/FinalizeTrigger/Impulse",
+    "Finalize/FinalizeTrigger/Map(decode)",
+    "Finalize/FinalizeTrigger/MaybeReshuffle",
+    "Finalize/RowsPerSplit/CombinePerKey(CountCombineFn)/Combine/ParDo(CombineValuesDoFn)",
+    "Finalize/RowsPerSplit/CombinePerKey(CountCombineFn)/GroupByKey",
+    "Finalize/RowsPerSplit/RowsPerSplit:PairWithVoid",
+    "ReadManifest/ManifestUri/FlatMap(<lambda at core.py:N>)",
+    "ReadManifest/ManifestUri/Impulse",
+    "ReadManifest/ManifestUri/Map(decode)",
+    "ReadManifest/ManifestUri/MaybeReshuffle",
+    "ReadManifest/ParseCsv/ParDo(_ReadManifestFn)",
+    "SpreadRows/AddRandomKeys",
+    "SpreadRows/RemoveRandomKeys",
+    "SpreadRows/ReshufflePerKey/FlatMap(restore_metadata_default_window)",
+    "SpreadRows/ReshufflePerKey/GroupByKey",
+    "SpreadRows/ReshufflePerKey/Map(reify_metadata_default_window)",
+    "StatFiles/BatchForStat/ParDo(_GlobalWindowsBatchingDoFn)",
+    "StatFiles/Stat/ParDo(_StatFilesFn)",
+    "WriteShards/AssignShards/KeyByShard",
+    "WriteShards/AssignShards/SizeBySplit",
+    "WriteShards/AssignShards/SumSizes/Combine/ParDo(CombineValuesDoFn)",
+    "WriteShards/AssignShards/SumSizes/GroupByKey",
+    "WriteShards/GroupRowsByShard",
+    "WriteShards/WriteTemporaryShards/ParDo(_WriteShardFn)",
+]
+
+
+def leaf_steps(tmp_path: Path, *, spread_rows: bool) -> list[str]:
+    manifest = write_manifest(tmp_path / "labels.csv", [("1", "a.wav")])
+    options = build_ingest_options(manifest=str(manifest), output=str(tmp_path / "out"))
+    pipeline = beam.Pipeline(options=PipelineOptions(["--runner", "DirectRunner"]))
+    _ = pipeline | "IngestDataset" >> IngestDataset(options, "run", {"name": "audioflow"}, spread_rows=spread_rows)
+    transforms = pipeline.to_runner_api().components.transforms.values()
+    return sorted(
+        re.sub(r"(<lambda at \w+\.py):\d+>", r"\1:N>", transform.unique_name.removeprefix("IngestDataset/"))
+        for transform in transforms
+        if not transform.subtransforms and transform.unique_name.startswith("IngestDataset/")
+    )
+
+
+def test_leaf_step_labels_are_pinned(tmp_path: Path) -> None:
+    assert leaf_steps(tmp_path, spread_rows=True) == LEAF_STEPS
+
+
+def test_local_runs_only_drop_the_reshuffle(tmp_path: Path) -> None:
+    assert leaf_steps(tmp_path, spread_rows=False) == [s for s in LEAF_STEPS if not s.startswith("SpreadRows/")]
+
+
+def test_the_job_outputs_the_dataset_info_it_wrote(pipeline, run_counting, tmp_path: Path) -> None:
+    audio = tmp_path / "audio"
+    for name in ("a.wav", "b.wav", "c.wav"):
+        write_audio(audio / name, seconds=0.1)
+    rows = [("dog", "a.wav"), ("cat", "b.wav"), ("cat", "c.wav"), ("dog", "missing.wav"), ("cat", "a.wav")]
+    manifest = write_manifest(tmp_path / "labels.csv", rows)
+    output = tmp_path / "out"
+    options = build_ingest_options(
+        manifest=str(manifest), output=str(output), audio_root=str(audio), max_rejected_fraction=1.0
+    )
+
+    def check(infos: list[DatasetInfo]) -> None:
+        [info] = infos
+        assert (output / "dataset.json").read_text() == info.to_json()
+        assert info.num_examples == 3 and info.manifest["num_rows"] == 5
+        assert info.rejected["by_reason"] == {"duplicate": 1, "missing": 1}
+        assert info.labels["names"] == ["cat", "dog"]
+
+    info = pipeline | "IngestDataset" >> IngestDataset(options, "run", {"name": "audioflow"}, spread_rows=False)
+    assert_that(info, check)
+    counts = run_counting(pipeline)
+    shard_bytes = sum(path.stat().st_size for path in output.glob("*.tfrecord"))
+    # The counter names are an interface (metrics namespace "audioflow"): dashboards read them.
+    assert counts == {
+        "manifest_rows": 5,
+        "examples_written": 3,
+        "bytes_written": shard_bytes,
+        "rejected_duplicate": 1,
+        "rejected_missing": 1,
+    }
