@@ -39,7 +39,14 @@ import numpy as np
 
 from audioflow.beam.byte_ranges import is_gcs, join, open_stream, read_file, read_range
 from audioflow.beam.errors import DatasetError
-from audioflow.beam.format import METADATA_FILE, SAMPLE_FORMATS, DatasetInfo, decode_example, iter_shard_records
+from audioflow.beam.format import (
+    METADATA_FILE,
+    SAMPLE_FORMATS,
+    AudioExample,
+    DatasetInfo,
+    decode_example,
+    iter_shard_records,
+)
 from audioflow.beam.format.index import RecordIndex, decode_index
 from audioflow.beam.format.tfrecord import check_record
 
@@ -115,11 +122,14 @@ def _check_audio_type(audio: str, sample_format: str) -> None:
         raise ValueError(f"this dataset stores {sample_format} samples: read them with audio='float32'")
 
 
-def _to_example(payload: bytes, where: str, sample_format: str, audio: AudioType) -> dict[str, Any]:
+def _decode(payload: bytes, where: str) -> AudioExample:
     try:
-        example = decode_example(payload)
+        return decode_example(payload)
     except ValueError as error:
         raise DatasetError(f"{where}: cannot be parsed: {error}") from None
+
+
+def _to_example(example: AudioExample, where: str, sample_format: str, audio: AudioType) -> dict[str, Any]:
     samples = np.frombuffer(example.audio, dtype=SAMPLE_FORMATS[sample_format][0])
     if samples.size != example.num_frames * example.num_channels:
         raise DatasetError(
@@ -158,7 +168,8 @@ def _iter_shard(split: _Split, shard: int, audio: AudioType, keep: Any = None) -
     with raw:
         for count, payload in enumerate(iter_shard_records(raw, name), start=1):
             if keep is None or keep(count - 1):
-                yield _to_example(payload, f"{name}: record {count - 1}", split.sample_format, audio)
+                where = f"{name}: record {count - 1}"
+                yield _to_example(_decode(payload, where), where, split.sample_format, audio)
     if count != split.counts[shard]:
         raise DatasetError(
             f"{name}: {count} records, dataset.json says {split.counts[shard]} (a truncated or replaced shard)"
@@ -290,13 +301,15 @@ class RandomAccessSource:
         if self._split.remote:
             data = read_range(uri, offset, length)
             header, payload, footer = data[:12], data[12 : 12 + payload_length], data[12 + payload_length :]
+            del data
         else:  # three preads: the payload lands in its own bytes object, never copied out of a buffer
             header = read_range(uri, offset, 12)
             payload = read_range(uri, offset + 12, payload_length)
             footer = read_range(uri, offset + 12 + payload_length, 4)
         where = f"{name}: record {record} at byte {offset}"
-        payload = check_record(header, payload, footer, where, expected_length=payload_length)
-        return _to_example(payload, where, self._split.sample_format, self._audio)
+        example = _decode(check_record(header, payload, footer, where, expected_length=payload_length), where)
+        del header, payload, footer  # the record's bytes go before the float32 array is made: less heap churn
+        return _to_example(example, where, self._split.sample_format, self._audio)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.read(*self.locate(i))
