@@ -4,9 +4,9 @@ rejected.jsonl, the shards, the HTML report, the KFP artifact metadata or error 
 A random marker is planted everywhere a secret can come from: a .env file (a Dataflow service
 account, tokens, GOOGLE_APPLICATION_CREDENTIALS), the credentials file itself, the real environment,
 and Beam options on the command line, known ones (--service_account_email, --s3_secret_access_key)
-and unknown ones, which Beam logs with their values unless audioflow hides them. Then every byte the
-product writes or prints in a run, a verbose run, a refused re-run, a mistaken --manifest .env and an
-inspect is searched for the marker.
+and unknown ones, which are refused before anything runs, by name only. Then every byte the product
+writes or prints in a run, a verbose run, a refused re-run, a run refused for unknown options, a
+mistaken --manifest .env and an inspect is searched for the marker.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from audioflow.beam.job.beam_args import UnknownOptionError
 from audioflow.beam.reader import load_dataset_info
 from audioflow.components.ingest_step import dataset_metadata, run_ingest_step
 
@@ -31,6 +32,8 @@ BEAM_ARGS = [
     f"--service_account_email=sa-{MARKER}@project.iam.gserviceaccount.com",
     "--s3_secret_access_key",
     f"s3-{MARKER}",
+]
+UNKNOWN_ARGS = [
     f"--api_token={MARKER}",  # unknown to Beam, `--flag=value` form
     "--hf_token",  # unknown to Beam, `--flag value` form
     f"hf_{MARKER}",
@@ -94,16 +97,19 @@ def assert_no_marker_in_files(folder: Path) -> int:
 
 def test_no_secret_in_any_output(workdir):
     ingest = ["ingest", "--manifest", "labels.csv", "--output", "out", *BEAM_ARGS]
+    unknown = run(["--verbose", *ingest, *UNKNOWN_ARGS], cwd=workdir)  # refused before anything runs
+    assert unknown.returncode == 2 and "unknown option --api_token" in unknown.stderr, unknown.stderr
+    assert "--hf_token" in unknown.stderr and not (workdir / "out").exists()
     verbose = run(["--verbose", *ingest], cwd=workdir)  # DEBUG: the most Beam ever logs
     assert verbose.returncode == 0, verbose.stderr
-    assert "Unparseable argument: --api_token=…" in verbose.stderr, "Beam's warning is kept, without the value"
     refused = run(ingest, cwd=workdir)  # the output exists: an error path
     assert refused.returncode == 1 and "pass --overwrite" in refused.stderr
     mistaken = run(["ingest", "--manifest", ".env", "--output", "out2"], cwd=workdir)  # a classic slip
     assert mistaken.returncode == 1 and "DATAFLOW_SERVICE_ACCOUNT=…" in mistaken.stderr
     inspected = run(["inspect", "out", "--verify", "--json", "--html", "report.html"], cwd=workdir)
     assert inspected.returncode == 0, inspected.stderr
-    for name, result in [("verbose", verbose), ("refused", refused), ("mistaken", mistaken), ("inspect", inspected)]:
+    outcomes = [("unknown", unknown), ("verbose", verbose), ("refused", refused), ("mistaken", mistaken)]
+    for name, result in [*outcomes, ("inspect", inspected)]:
         assert_no_marker(f"stdout of {name}", result.stdout)
         assert_no_marker(f"stderr of {name}", result.stderr)
     assert list(json.loads((workdir / "out" / "dataset.json").read_text())["splits"]) == ["a", "b"]
@@ -114,6 +120,17 @@ def test_no_secret_in_any_output(workdir):
 def test_no_secret_in_the_components_artifact_metadata_or_logs(workdir, tmp_path, caplog):
     """The KFP component's own code path: the same Beam args, the metadata it puts on the Dataset artifact."""
     caplog.set_level("DEBUG")
+    with pytest.raises(UnknownOptionError) as refused:
+        run_ingest_step(
+            dataset_uri=str(tmp_path / "refused"),
+            gcp_resources_path=str(tmp_path / "gcp_resources"),
+            runner="DirectRunner",
+            beam_args=[*BEAM_ARGS, *UNKNOWN_ARGS],
+            manifest=str(workdir / "labels.csv"),
+            audio_root=str(workdir),
+        )
+    assert "--api_token" in str(refused.value)
+    assert_no_marker("the refusal", str(refused.value))
     info = run_ingest_step(
         dataset_uri=str(tmp_path / "artifact"),
         gcp_resources_path=str(tmp_path / "gcp_resources"),
