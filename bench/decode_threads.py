@@ -1,6 +1,6 @@
 """Per-clip cost of decode + encode + write on the writing thread versus on a thread pool.
 
-The measurement behind `_WriteShardFn._loads` (beam/job/graph.py): for plain PCM WAV, a pool of
+The measurement behind `AudioLoader.load_in_order` (beam/job/load.py): for plain PCM WAV, a pool of
 threads costs more in hand-offs and GIL contention than it saves. Runs each way `--rounds` times,
 alternating, in one process, and prints wall and CPU milliseconds per clip.
 

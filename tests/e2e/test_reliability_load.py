@@ -43,7 +43,7 @@ BAD_ROWS = {
 }
 GOOD_ROWS = ROWS - sum(BAD_ROWS.values())
 # Measured: 403 MiB (2 vCPU, 24 GB; 171 MiB of shards written); 633-646 MiB before rows had their
-# own coders (beam/row_coders.py). The local runner keeps each step's rows in memory (about 1.2 KB a
+# own coders (beam/job/coders.py). The local runner keeps each step's rows in memory (about 1.2 KB a
 # row), never audio, which is read, encoded and streamed to a shard file a clip at a time. The limit
 # leaves room for other machines and allocators, and fails if rows fall back to pickling.
 PEAK_RSS_LIMIT = 600 * 1024**2

@@ -89,7 +89,7 @@ def test_empty_and_non_finite_audio(tmp_path):
 
 @pytest.mark.parametrize(("extension", "subtype"), FORMATS)
 def test_heavy_marks_codecs_and_resampling(tmp_path, extension, subtype):
-    """WriteShards decodes plain PCM on its own thread and anything heavy on the pool (pipeline._loads)."""
+    """WriteShards decodes plain PCM on its own thread and anything heavy on the pool (AudioLoader, job/load.py)."""
     path = write_audio(tmp_path / f"a.{extension}", rate=16000, subtype=subtype)
     plain = extension == "wav"
     assert decode_audio(str(path), AudioOptions()).heavy is not plain
