@@ -113,7 +113,7 @@ def train_classifier(dataset: str, model_dir: str, config: TrainingConfig = Trai
     rate = info.audio.get("sample_rate")
     if not rate:
         raise DatasetError(
-            f"{dataset} mixes sample rates {sorted(info.stats['sample_rates'])}; "
+            f"{dataset} mixes sample rates {sorted(int(rate) for rate in info.stats['sample_rates'])}; "
             "ingest with --sample-rate (pipeline parameter sample_rate) to train on it"
         )
     if info.splits.get("train") is None or info.splits["train"].num_examples == 0:
