@@ -18,9 +18,9 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
 
-# Installs exactly what uv.lock pins (the project itself editable) into .venv.
+# Installs exactly what uv.lock pins (the project itself editable, with every extra) into .venv.
 $(SYNCED): $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	touch $@
 
 setup: $(SYNCED)

@@ -11,6 +11,9 @@ Dataflow workers must import audioflow. Two ways, checked before anything is sub
                           with audioflow installed (recommended at scale: workers start at once);
   --setup_file            an sdist of this project, built at launch by Beam's stager
                           (`python -m build --no-isolation --sdist`) and pip-installed on every worker.
+                          Workers install it without extras (`pip install workflow.tar.gz`), so they
+                          get the core package only: the worker set. KFP, TensorFlow and matplotlib
+                          are extras (pyproject.toml) and never reach a worker.
 When neither is given and this code runs from a source checkout, `--setup_file <checkout>/pyproject.toml`
 is added; otherwise the launch stops with a SettingsError that says what to pass.
 """
