@@ -31,6 +31,7 @@ from audioflow.beam.format import (
     SplitInfo,
     shard_file_name,
 )
+from audioflow.beam.format.index import INDEX_SUFFIX, index_section
 from audioflow.beam.prep.manifest import LabelPolicy
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.rows import Rejection, ShardStats, ShardWritten
@@ -94,18 +95,26 @@ def _percentiles(durations_centiseconds: Counter) -> dict[str, float]:
     return result
 
 
-def _name_shards(options: IngestOptions, split: str, shards: list[ShardWritten]) -> list[ShardInfo]:
-    """Renames a split's temporary files to their final names, in a deterministic order."""
+def _name_shards(options: IngestOptions, split: str, shards: list[ShardWritten]) -> tuple[list[ShardInfo], bool]:
+    """Renames a split's temporary files to their final names, in a deterministic order, with their
+    record indexes; returns the shards, and whether every one of them has its index."""
     ordered = sorted(shards, key=lambda shard: (shard.unit, shard.part))
-    infos = []
+    infos, indexed = [], options.compression == "none"
     for index, shard in enumerate(ordered):
         name = shard_file_name(split, index, len(ordered), options.compression)
         final = FileSystems.join(options.output, name)
         if FileSystems.exists(shard.temp_uri):  # a retried Finalize may have renamed it already
             delete_if_exists([final])
             FileSystems.rename([shard.temp_uri], [final])
+        if indexed:
+            temp_index, final_index = shard.temp_uri + INDEX_SUFFIX, final + INDEX_SUFFIX
+            if FileSystems.exists(temp_index):
+                delete_if_exists([final_index])
+                FileSystems.rename([temp_index], [final_index])
+            else:
+                indexed = FileSystems.exists(final_index)
         infos.append(ShardInfo(name=name, num_examples=shard.stats.num_examples, num_bytes=shard.num_bytes))
-    return infos
+    return infos, indexed
 
 
 def _histogram(counter: Counter) -> dict[str, int]:
@@ -141,13 +150,15 @@ def finalize_dataset(
 
     splits: dict[str, SplitInfo] = {}
     overall = ShardStats()
+    indexed = options.compression == "none"
     for split in options.splits.names:
         group = shards_by_split.get(split, [])
         stats = ShardStats()
         for shard in group:
             stats.merge(shard.stats)
         overall.merge(stats)
-        files = _name_shards(options, split, group)
+        files, split_indexed = _name_shards(options, split, group)
+        indexed = indexed and split_indexed
         splits[split] = SplitInfo(
             num_examples=stats.num_examples,
             num_shards=len(files),
@@ -201,6 +212,7 @@ def finalize_dataset(
         },
         options=options.to_json_dict(),
         tool=tool,
+        index=index_section(f.name for split in splits.values() for f in split.files) if indexed else None,
     )
     write_text_atomically(FileSystems.join(options.output, METADATA_FILE), info.to_json())
     delete_tree(temp_dir)

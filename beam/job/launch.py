@@ -24,6 +24,7 @@ from audioflow.beam.errors import (
     TooManyRejectedError,
 )
 from audioflow.beam.format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
+from audioflow.beam.format.index import INDEX_SUFFIX
 from audioflow.beam.job.beam_args import (
     check_beam_args,
     complete_remote_args,
@@ -69,7 +70,11 @@ def prepare_output(options: IngestOptions) -> None:
     except BeamIOError as error:  # e.g. the bucket does not exist, or we may not list it
         raise SettingsError(f"cannot list the output folder {options.output}: {error}") from None
     ours = [
-        n for n in names if n in (METADATA_FILE, REJECTED_FILE) or parse_shard_name(n) or n.endswith(INCOMPLETE_SUFFIX)
+        n
+        for n in names
+        if n in (METADATA_FILE, REJECTED_FILE)
+        or parse_shard_name(n.removesuffix(INDEX_SUFFIX))  # shards and their record indexes
+        or n.endswith(INCOMPLETE_SUFFIX)
     ]
     if not ours and not temporaries:
         return

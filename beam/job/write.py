@@ -22,6 +22,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, TaggedOutput
 
 from audioflow.beam.format import COMPRESSIONS
+from audioflow.beam.format.index import INDEX_SUFFIX, RecordIndex
 from audioflow.beam.job.load import AudioLoader, LoadedAudio
 from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
 from audioflow.beam.prep.options import IngestOptions
@@ -86,7 +87,11 @@ class _Progress:
 
 
 class _TemporaryShards:
-    """The temporary files of one unit: part 0, 1, ..., each closed once it would pass `roll_at` bytes."""
+    """The temporary files of one unit: part 0, 1, ..., each closed once it would pass `roll_at` bytes.
+
+    Next to each uncompressed file goes its record index (`{file}.index`, format/index.py), written
+    when the file is closed; Finalize renames the two together. Gzip files get none.
+    """
 
     def __init__(self, temp_dir: str, key: ShardKey, compression: str, roll_at: int):
         self._temp_dir = temp_dir
@@ -94,7 +99,9 @@ class _TemporaryShards:
         self._suffix = COMPRESSIONS[compression]
         self._compression = CompressionTypes.GZIP if compression == "gzip" else CompressionTypes.UNCOMPRESSED
         self._roll_at = roll_at
+        self._indexed = compression == "none"
         self._part, self._writer, self._uri, self._num_bytes, self._stats = 0, None, "", 0, ShardStats()
+        self._record_sizes: list[int] = []
 
     def write(self, loaded: LoadedAudio, label_key: str) -> ShardWritten | None:
         """Appends one record; returns the previous file if this record starts a new one."""
@@ -105,6 +112,7 @@ class _TemporaryShards:
             self._open()
         self._writer.write(loaded.record)
         self._num_bytes += len(loaded.record)
+        self._record_sizes.append(len(loaded.record))
         self._stats.add(label_key, loaded.sample_rate, loaded.source_rate, loaded.num_channels, loaded.num_frames)
         return finished
 
@@ -113,6 +121,9 @@ class _TemporaryShards:
         if self._writer is None:
             return None
         self._writer.close()
+        if self._indexed:
+            with FileSystems.create(self._uri + INDEX_SUFFIX, compression_type=CompressionTypes.UNCOMPRESSED) as index:
+                index.write(RecordIndex.from_record_sizes(self._record_sizes).encode())
         shard = ShardWritten(self._split, self._unit, self._part, self._uri, self._num_bytes, self._stats)
         self._part, self._writer = self._part + 1, None
         return shard
@@ -121,7 +132,7 @@ class _TemporaryShards:
         name = f"{self._split}-{self._unit:05d}-{self._part:04d}{self._suffix}"
         self._uri = FileSystems.join(self._temp_dir, name)
         self._writer = FileSystems.create(self._uri, compression_type=self._compression)
-        self._num_bytes, self._stats = 0, ShardStats()
+        self._num_bytes, self._stats, self._record_sizes = 0, ShardStats(), []
 
 
 def _label_key(planned: PlannedRow) -> str:

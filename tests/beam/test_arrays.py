@@ -28,7 +28,6 @@ from audioflow.beam.format import METADATA_FILE
 from audioflow.beam.job.launch import run_ingest
 from audioflow.beam.prep.options import build_ingest_options
 from audioflow.beam.tools.demo_data import make_demo_data
-from audioflow.beam.tools.indexing import write_indexes
 
 from audio_files import expected_int16, write_audio, write_manifest
 
@@ -43,8 +42,11 @@ def ingest(manifest: Path, audio_root: Path, output: Path, **options) -> str:
         ),
         [],
     )
-    if load_info(str(output)).index is None and options.get("compression", "none") == "none":
-        write_indexes(str(output), load_info(str(output)))
+    info = load_info(str(output))
+    if options.get("compression", "none") == "none":  # ingest writes an index next to every shard
+        shards = sorted(f.name for split in info.splits.values() for f in split.files)
+        assert info.index == {"version": 1, "files": {name: f"{name}.index" for name in shards}}
+        assert all((output / f"{name}.index").is_file() for name in shards)
     return str(output)
 
 
@@ -197,9 +199,11 @@ def test_global_worker_gives_each_rank_and_worker_its_own_slot():
 
 def test_gzip_shards_are_iterated_only(multi, tmp_path):
     dataset, audio = multi
-    gz = ingest(Path(dataset).parent / "labels.csv", audio, tmp_path / "gz", compression="gzip")
+    target = Path(copy_dataset(dataset, tmp_path / "gz"))
+    gz = ingest(Path(dataset).parent / "labels.csv", audio, target, compression="gzip", overwrite=True)
     info = load_info(gz)
     assert info.compression == "gzip" and info.index is None
+    assert not list(target.glob("*.index"))  # --overwrite removed the indexes of the shards it replaced
     plain = by_blob(iter_split(dataset, "train"))
     for blob, example in by_blob(iter_split(gz, "train")).items():
         assert_same(example, plain[blob])
@@ -226,6 +230,7 @@ def rewrite_info(dataset: str, **changes) -> None:
 def test_a_dataset_without_index_says_to_run_audioflow_index(multi, tmp_path):
     dataset = copy_dataset(multi[0], tmp_path / "old")
     rewrite_info(dataset, index=None)
+    written_at_ingest = {path.name: path.read_bytes() for path in Path(dataset).glob("*.index")}
     for index_file in Path(dataset).glob("*.index"):
         index_file.unlink()
     with pytest.raises(DatasetError, match=rf"no record index .* run `audioflow index {dataset}`"):
@@ -234,6 +239,8 @@ def test_a_dataset_without_index_says_to_run_audioflow_index(multi, tmp_path):
     result = CliRunner().invoke(main, ["index", dataset])
     assert result.exit_code == 0, result.output
     assert "indexed" in result.output
+    assert {path.name: path.read_bytes() for path in Path(dataset).glob("*.index")} == written_at_ingest
+    assert load_info(dataset).index == load_info(multi[0]).index
     assert by_blob(RandomAccessSource(dataset, "train")).keys() == by_blob(iter_split(dataset, "train")).keys()
 
 

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from audioflow.beam.arrays import load_info
 from audioflow.beam.job.launch import run_ingest
 from audioflow.beam.prep.options import build_ingest_options
 from audioflow.beam.tools.demo_data import make_demo_data
-from audioflow.beam.tools.indexing import write_indexes
 
 SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "train_numpy.py"
 
@@ -27,8 +25,6 @@ def dataset(tmp_path_factory) -> str:
         manifest=str(manifest), output=str(output), splits="train=0.75,test=0.25", max_rejected_fraction=0.2
     )
     run_ingest(options, [])
-    if load_info(str(output)).index is None:  # until ingest writes indexes itself
-        write_indexes(str(output), load_info(str(output)))
     return str(output)
 
 

@@ -131,7 +131,8 @@ def test_ingest_from_bucket_to_bucket(gcs: EmulatedGcs, ingested: Ingested) -> N
     listed = {shard.name for split in info.splits.values() for shard in split.files}
     shards = {name for name in names if parse_shard_name(name)}
     assert shards == listed and len(shards) >= 2, names
-    assert set(names) == shards | {METADATA_FILE, REJECTED_FILE}  # no temporary files left behind
+    indexes = {f"{shard}.index" for shard in shards}  # each shard's record index
+    assert set(names) == shards | indexes | {METADATA_FILE, REJECTED_FILE}  # no temporary files left behind
     for split in info.splits.values():
         for shard in split.files:
             assert len(gcs.read_bytes(f"{ingested.output}/{shard.name}")) == shard.num_bytes

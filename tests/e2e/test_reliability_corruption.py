@@ -47,7 +47,7 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
 def damaged_copy(source: Path, target: Path, damage: Callable[[bytes], bytes | None]) -> Path:
     """Copies a dataset and rewrites its one shard as `damage` says (None: delete it)."""
     shutil.copytree(source, target)
-    shard = next(target.glob("train-00000-of-00001.tfrecord*"))
+    shard = next(p for p in target.glob("train-00000-of-00001.tfrecord*") if not p.name.endswith(".index"))
     data = damage(shard.read_bytes())
     if data is None:
         shard.unlink()
