@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 # so without it every process compiles TensorFlow, Beam and KFP from source on each start.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup demo test test-slow lint format compile bench bench-smoke image clean gcs-emulator chromium
+.PHONY: setup demo test test-slow lint format compile bench bench-smoke image image-worker image-template clean gcs-emulator chromium
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -65,12 +65,25 @@ bench: setup
 bench-smoke: setup
 	$(BIN)/python bench/run.py --smoke
 
-# The container image (needs a Docker engine and `gcloud auth configure-docker REGION-docker.pkg.dev`).
-# IMAGE defaults to the same name the components are compiled with.
+# The container images (need a Docker engine and `gcloud auth configure-docker REGION-docker.pkg.dev`);
+# one Dockerfile, three targets (see its header). IMAGE defaults to the name the components are
+# compiled with; the worker and template images are named after it (audioflow-worker:, audioflow-template:).
 IMAGE ?= $(shell $(BIN)/python -c "from audioflow.beam.settings import load_env; load_env(); from audioflow.components.image import component_image; print(component_image())" 2>/dev/null)
+WORKER_IMAGE ?= $(shell echo '$(IMAGE)' | sed 's|audioflow:\([^:/]*\)$$|audioflow-worker:\1|')
+TEMPLATE_IMAGE ?= $(shell echo '$(IMAGE)' | sed 's|audioflow:\([^:/]*\)$$|audioflow-template:\1|')
 image: setup
-	docker build -t $(IMAGE) .
+	docker build --target components -t $(IMAGE) .
 	docker push $(IMAGE)
+
+image-worker: setup
+	docker build --target worker -t $(WORKER_IMAGE) .
+	docker push $(WORKER_IMAGE)
+
+# The Flex Template image; with TEMPLATE=gs://bucket/audioflow-ingest.json it also writes the spec.
+image-template: setup
+	docker build --target template -t $(TEMPLATE_IMAGE) .
+	docker push $(TEMPLATE_IMAGE)
+	$(if $(TEMPLATE),$(BIN)/audioflow template build --image $(TEMPLATE_IMAGE) --template $(TEMPLATE))
 
 # A local Cloud Storage for trying gs:// without a project: prints the variables to export in another
 # shell, then serves in the foreground until Ctrl-C. GCS_PORT=9023 BUCKETS="a b" to change the defaults.

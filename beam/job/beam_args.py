@@ -178,11 +178,17 @@ def complete_remote_args(beam_args: list[str]) -> list[str]:
 
     Raises:
         SettingsError: Dataflow would start workers that cannot import audioflow, or the launcher
-            cannot build the package it would stage.
+            cannot build the package it would stage, or the workers' image has another Beam than
+            this launcher (known when a local Docker engine has the image: its Beam version label).
     """
     args = list(beam_args)
     if not is_dataflow_runner(runner_name(args)):
         return args
+    image = arg_value(args, "--sdk_container_image") or arg_value(args, "--worker_harness_container_image")
+    if image:
+        from audioflow.beam.job.template import check_image_beam_version
+
+        check_image_beam_version(image)
     if any(arg_value(args, flag) for flag in _DEPENDENCY_FLAGS):
         return args
     source = project_file()

@@ -5,6 +5,13 @@ host must start with `localhost`; Beam then uses the REST transport and skips th
 check). Nothing runs: a created job walks through `states` on successive GETs (the last one
 sticks), and a failed job reports `error_message` as a JOB_MESSAGE_ERROR so Beam stops waiting
 at once instead of counting down 50 s.
+
+Flex Templates: `POST …/flexTemplates:launch` creates a job whose body is the launch parameter.
+Given `read_template` (e.g. the GCS emulator's read_bytes), it first reads the spec at
+`containerSpecGcsPath` and applies its metadata as Dataflow does at launch: required parameters
+present, every value matching its parameter's regexes; a refusal is a 400 that names the parameter.
+Parameters the metadata does not name are passed on, as Dataflow passes pipeline options; the
+launcher checks them.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import datetime
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -23,11 +30,13 @@ from typing import Any
 __all__ = ["CreatedJob", "FakeDataflow", "fake_dataflow"]
 
 _JOBS = re.compile(r"^/v1b3/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/jobs(?P<rest>/.*)?$")
+_LAUNCH = re.compile(r"^/v1b3/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/flexTemplates:launch$")
 
 
 @dataclass
 class CreatedJob:
-    """One accepted job-creation request: where it was sent, its raw size and its JSON body."""
+    """One accepted job-creation request: where it was sent, its raw size and its JSON body (for a
+    template launch, the launch parameter: jobName, containerSpecGcsPath, parameters, environment)."""
 
     project: str
     location: str
@@ -36,6 +45,7 @@ class CreatedJob:
     id: str
     gets: int = 0
     requested_state: str | None = None
+    template: dict[str, Any] | None = None  # the spec a template launch read
 
 
 @dataclass
@@ -45,6 +55,7 @@ class FakeDataflow:
     states: tuple[str, ...] = ("JOB_STATE_RUNNING", "JOB_STATE_DONE")
     error_message: str = "Workflow failed. Causes: S01:WriteShards failed (fake Dataflow)."
     create_error: tuple[int, str] | None = None  # e.g. (403, "Permission denied") refuses every creation
+    read_template: Callable[[str], bytes] | None = None  # reads a template spec (gs:// path) for launches
     jobs: list[CreatedJob] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
@@ -66,6 +77,9 @@ class FakeDataflow:
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         self.requests.append((method, path))
+        launch = _LAUNCH.match(path.split("?", 1)[0])
+        if launch and method == "POST":
+            return self._launch(launch["project"], launch["location"], body)
         match = _JOBS.match(path.split("?", 1)[0])
         if not match:
             return HTTPStatus.NOT_FOUND, _error(404, f"no such resource: {path}")
@@ -96,12 +110,31 @@ class FakeDataflow:
         self.jobs.append(job)
         return HTTPStatus.OK, {**self._describe(job), "clientRequestId": request.get("clientRequestId", "")}
 
+    def _launch(self, project: str, location: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if self.create_error is not None:
+            code, message = self.create_error
+            return code, _error(code, message)
+        request = json.loads(body)
+        launch = request.get("launchParameter", {})
+        path = launch.get("containerSpecGcsPath", "")
+        try:
+            spec = json.loads(self.read_template(path)) if self.read_template else None
+        except Exception as error:  # any failure to read is a 400 for the caller
+            return HTTPStatus.BAD_REQUEST, _error(400, f"Unable to read the template spec {path}: {error}")
+        problem = _invalid_parameter(spec, launch.get("parameters", {})) if spec is not None else None
+        if problem:
+            return HTTPStatus.BAD_REQUEST, _error(400, f"The template parameters are invalid: {problem}")
+        job = CreatedJob(project, location, launch, len(body), f"2099-01-01_00_00_00-{len(self.jobs) + 1:019d}")
+        job.template = spec
+        self.jobs.append(job)
+        return HTTPStatus.OK, {"job": self._describe(job)}
+
     def _describe(self, job: CreatedJob) -> dict[str, Any]:
         return {
             "id": job.id,
             "projectId": job.project,
             "location": job.location,
-            "name": job.body.get("name", ""),
+            "name": job.body.get("name") or job.body.get("jobName", ""),
             "type": job.body.get("type", "JOB_TYPE_BATCH"),
             "currentState": self.state_of(job),
             "currentStateTime": _now(),
@@ -116,6 +149,20 @@ class FakeDataflow:
                 {"id": "1", "time": _now(), "messageText": self.error_message, "messageImportance": "JOB_MESSAGE_ERROR"}
             ]
         }
+
+
+def _invalid_parameter(spec: dict[str, Any], parameters: dict[str, str]) -> str | None:
+    """What Dataflow checks against the spec's metadata at launch: required present, regexes matched."""
+    for parameter in spec.get("metadata", {}).get("parameters", []):
+        name = parameter["name"]
+        if name not in parameters:
+            if not parameter.get("isOptional", False):
+                return f"Missing required parameter: {name}"
+            continue
+        for regex in parameter.get("regexes", []):
+            if not re.fullmatch(regex, parameters[name]):
+                return f"Parameter {name}: value {parameters[name]!r} does not match regex {regex}"
+    return None
 
 
 def _state_name(value: int | str | None) -> str | None:
