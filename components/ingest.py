@@ -34,6 +34,8 @@ def ingest_audio(
     fetch_concurrency: int = 0,
     runner: str = "DirectRunner",
     beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
+    launch_mode: str = "beam",
+    template_path: str = "",
 ):
     """Ingests a CSV manifest of labelled audio into an audioflow TFRecord dataset.
 
@@ -59,6 +61,10 @@ def ingest_audio(
         fetch_concurrency: reads in flight per worker (0: 16 for remote audio, 4 for local files).
         runner: DirectRunner (in the step's container) or DataflowRunner.
         beam_args: extra Beam options, e.g. ["--project=p", "--region=r", "--temp_location=gs://b/tmp"].
+        launch_mode: "beam" runs the Beam launcher in this step; "flex_template" starts the Flex
+            Template at template_path on Dataflow (runner DataflowRunner; --project and --region in
+            beam_args), waits for the job and cancels it if the step is cancelled.
+        template_path: the template spec's gs:// path (`audioflow template build`), for flex_template.
     """
     from audioflow.beam.tools.report import write_html_report
     from audioflow.components.ingest_step import dataset_metadata, run_ingest_step
@@ -68,6 +74,8 @@ def ingest_audio(
         gcp_resources_path=gcp_resources,
         runner=runner,
         beam_args=list(beam_args),
+        launch_mode=launch_mode,
+        template_path=template_path,
         manifest=manifest_uri,
         audio_root=audio_root,
         splits=splits,

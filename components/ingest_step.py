@@ -4,6 +4,12 @@ It runs the Beam job at the Dataset artifact's URI (gs:// on Vertex: Beam I/O ne
 the /gcs/ FUSE path the artifact's .path gives), turns dataset.json into artifact metadata, and,
 on Dataflow, records the job in `gcp_resources` (the Vertex console then links to it) and cancels
 the job if the step is cancelled (SIGTERM).
+
+Two launch modes. "beam": the step runs the Beam launcher itself (any runner; this container's
+Beam submits to Dataflow). "flex_template": the step starts the Flex Template at `template_path`
+(`audioflow template build`) through the Dataflow REST API, so the job is launched by the template
+image; the step validates the parameters first with the template's own checks, records the job,
+polls it to the end and cancels it on SIGTERM, then reads dataset.json as in "beam" mode.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ import logging
 import signal
 from typing import Any
 
-from audioflow.beam.format import DatasetInfo
-from audioflow.beam.job.beam_args import arg_value, is_local_runner
+from audioflow.beam.errors import AudioflowError, SettingsError, TooManyRejectedError
+from audioflow.beam.format import REJECTED_FILE, DatasetInfo
+from audioflow.beam.job.beam_args import arg_value, is_dataflow_runner, is_local_runner
 from audioflow.beam.job.launch import run_ingest
 from audioflow.beam.prep.options import build_ingest_options
 
-__all__ = ["dataflow_resources", "dataset_metadata", "run_ingest_step"]
+__all__ = ["LAUNCH_MODES", "dataflow_resources", "dataset_metadata", "run_ingest_step", "run_template_step"]
+
+LAUNCH_MODES = ("beam", "flex_template")
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,9 +62,31 @@ def dataflow_resources(job_id: str, project: str, region: str) -> str:
 
 
 def run_ingest_step(
-    *, dataset_uri: str, gcp_resources_path: str, runner: str, beam_args: list[str], **ingest_values: Any
+    *,
+    dataset_uri: str,
+    gcp_resources_path: str,
+    runner: str,
+    beam_args: list[str],
+    launch_mode: str = "beam",
+    template_path: str = "",
+    **ingest_values: Any,
 ) -> DatasetInfo:
-    """Runs ingestion for the component. `ingest_values` are build_ingest_options' keyword arguments."""
+    """Runs ingestion for the component. `ingest_values` are build_ingest_options' keyword arguments.
+
+    Raises:
+        SettingsError: an unknown launch mode, or flex_template without a template or off Dataflow.
+    """
+    if launch_mode not in LAUNCH_MODES:
+        raise SettingsError(f"launch_mode {launch_mode!r} is not one of {', '.join(LAUNCH_MODES)}")
+    if launch_mode == "flex_template":
+        return run_template_step(
+            dataset_uri=dataset_uri,
+            gcp_resources_path=gcp_resources_path,
+            runner=runner,
+            beam_args=beam_args,
+            template_path=template_path,
+            **ingest_values,
+        )
     options = build_ingest_options(output=dataset_uri, overwrite=True, **ingest_values)
     args = ["--runner", runner, *beam_args] if runner else list(beam_args)
     with open(gcp_resources_path, "w") as handle:
@@ -80,3 +111,62 @@ def run_ingest_step(
     # The step always writes a fresh dataset at its own artifact URI, so --overwrite is implied:
     # a retried step replaces the incomplete output of the attempt before it.
     return run_ingest(options, args, on_started=on_started)
+
+
+def run_template_step(
+    *,
+    dataset_uri: str,
+    gcp_resources_path: str,
+    runner: str,
+    beam_args: list[str],
+    template_path: str,
+    **ingest_values: Any,
+) -> DatasetInfo:
+    """Launches the Flex Template for the component and follows the job to its end.
+
+    `beam_args` are split as `audioflow template run` splits them: --project, --region and
+    --dataflow_endpoint say where to launch, worker settings (--temp_location, --max_num_workers, ...)
+    go to the launch environment, and the rest travels in the template's beam_args parameter.
+
+    Raises:
+        SettingsError: no template, a local runner, or a parameter the template would refuse (named).
+        AudioflowError: Dataflow refused the launch, or the job did not end in JOB_STATE_DONE.
+        TooManyRejectedError: as in "beam" mode.
+    """
+    from audioflow.beam.job.template import (
+        DataflowJobs,
+        cancel_on_sigterm,
+        options_from_parameters,
+        parameters_from_values,
+        split_launch_args,
+    )
+    from audioflow.beam.storage import load_dataset_info
+
+    if not template_path:
+        raise SettingsError("launch_mode flex_template needs template_path: the spec from `audioflow template build`")
+    if runner and not is_dataflow_runner(runner):
+        raise SettingsError(f"launch_mode flex_template runs the job on Dataflow; runner {runner} cannot be used")
+    where, environment, rest = split_launch_args(list(beam_args))
+    values = {"output": dataset_uri, "overwrite": True, **ingest_values, "beam_args": rest}
+    parameters = parameters_from_values({name: value for name, value in values.items() if value not in ("", [])})
+    options, _ = options_from_parameters(parameters)  # what the launcher would refuse, refused here
+    with open(gcp_resources_path, "w") as handle:
+        handle.write("{}")
+    jobs = DataflowJobs(where.get("project", ""), where.get("region", ""), where.get("dataflow_endpoint"))
+    job = jobs.launch(template_path, parameters, job_name=where.get("job_name"), environment=environment)
+    with open(gcp_resources_path, "w") as handle:
+        handle.write(dataflow_resources(job.id, job.project, job.region))
+    _LOGGER.info("Dataflow job %s started from %s; it is cancelled if this step is cancelled", job.id, template_path)
+    with cancel_on_sigterm(lambda: jobs.cancel(job.id), f"Dataflow job {job.id}"):
+        state = jobs.wait(job.id)
+    if state != "JOB_STATE_DONE":
+        reasons = "; ".join(jobs.error_messages(job.id)) or "Dataflow gave no error message"
+        raise AudioflowError(f"the Dataflow job {job.id} ended in {state}: {reasons}")
+    info = load_dataset_info(options.output)
+    if not info.rejected["passed"]:
+        raise TooManyRejectedError(
+            f"{info.rejected['num_rows']} of {info.manifest['num_rows']} rows were rejected "
+            f"({info.rejected['fraction']:.2%}, over max_rejected_fraction {options.max_rejected_fraction:g}); "
+            f"see {options.output.rstrip('/')}/{REJECTED_FILE}"
+        )
+    return info

@@ -44,6 +44,8 @@ def audio_classification(
     max_rejected_fraction: float = PIPELINE_DEFAULTS["max_rejected_fraction"],
     runner: str = "DirectRunner",
     beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
+    launch_mode: str = "beam",
+    template_path: str = "",
     epochs: int = 15,
     batch_size: int = 32,
     learning_rate: float = 0.001,
@@ -61,6 +63,9 @@ def audio_classification(
     max_rejected_fraction: fail if more rows than this are rejected.
     runner: DirectRunner (inside the step) or DataflowRunner.
     beam_args: extra Beam options for Dataflow (project, region, temp_location, ...).
+    launch_mode: "beam" (the ingest step runs Beam) or "flex_template" (it starts the Flex Template
+        at template_path on Dataflow and waits for the job).
+    template_path: gs:// path of the template spec (`audioflow template build`), for flex_template.
     epochs: training epochs.
     batch_size: training batch size.
     learning_rate: Adam learning rate.
@@ -78,6 +83,8 @@ def audio_classification(
         max_rejected_fraction=max_rejected_fraction,
         runner=runner,
         beam_args=beam_args,
+        launch_mode=launch_mode,
+        template_path=template_path,
     ).set_display_name("Ingest audio (Beam)")
     ingest.set_cpu_limit(setting("INGEST_CPU", "4")).set_memory_limit(setting("INGEST_MEMORY", "16G"))
 

@@ -471,9 +471,13 @@ class DataflowJobs:
         pages = self._call("read the job's messages", self._messages.list_job_messages, request=request)
         return [message.message_text for message in pages.job_messages if message.message_text]
 
-    def wait(self, job_id: str, *, poll_seconds: float = 10.0, on_state: Callable[[str], None] | None = None) -> str:
-        """Polls the job until it reaches a terminal state, and returns that state."""
+    def wait(self, job_id: str, *, poll_seconds: float = 30.0, on_state: Callable[[str], None] | None = None) -> str:
+        """Polls the job until it reaches a terminal state, and returns that state.
+
+        The first poll comes after a second; the interval then grows by half up to `poll_seconds`.
+        """
         last = None
+        delay = min(1.0, poll_seconds)
         while True:
             state = self.state(job_id)
             if state != last:
@@ -483,7 +487,8 @@ class DataflowJobs:
                 last = state
             if state in TERMINAL_STATES:
                 return state
-            time.sleep(poll_seconds)
+            time.sleep(delay)
+            delay = min(delay * 1.5, poll_seconds)
 
     @staticmethod
     def _call(what: str, method: Callable[..., Any], **kwargs: Any) -> Any:

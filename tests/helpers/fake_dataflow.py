@@ -46,6 +46,7 @@ class CreatedJob:
     gets: int = 0
     requested_state: str | None = None
     template: dict[str, Any] | None = None  # the spec a template launch read
+    state: str | None = None  # set by a test when the work it stands in for ends; wins over `states`
 
 
 @dataclass
@@ -56,6 +57,7 @@ class FakeDataflow:
     error_message: str = "Workflow failed. Causes: S01:WriteShards failed (fake Dataflow)."
     create_error: tuple[int, str] | None = None  # e.g. (403, "Permission denied") refuses every creation
     read_template: Callable[[str], bytes] | None = None  # reads a template spec (gs:// path) for launches
+    on_launch: Callable[[CreatedJob], None] | None = None  # called with each launched job (e.g. to run it)
     jobs: list[CreatedJob] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     port: int = 0
@@ -73,6 +75,8 @@ class FakeDataflow:
     def state_of(self, job: CreatedJob) -> str:
         if job.requested_state == "JOB_STATE_CANCELLED":
             return "JOB_STATE_CANCELLED"
+        if job.state is not None:
+            return job.state
         return self.states[min(job.gets, len(self.states)) - 1] if job.gets else "JOB_STATE_PENDING"
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -127,6 +131,8 @@ class FakeDataflow:
         job = CreatedJob(project, location, launch, len(body), f"2099-01-01_00_00_00-{len(self.jobs) + 1:019d}")
         job.template = spec
         self.jobs.append(job)
+        if self.on_launch is not None:
+            self.on_launch(job)
         return HTTPStatus.OK, {"job": self._describe(job)}
 
     def _describe(self, job: CreatedJob) -> dict[str, Any]:
