@@ -28,6 +28,7 @@ from audioflow.beam.format import METADATA_FILE
 from audioflow.beam.job.launch import run_ingest
 from audioflow.beam.prep.options import build_ingest_options
 from audioflow.beam.tools.demo_data import make_demo_data
+from audioflow.beam.tools.indexing import write_indexes
 
 from audio_files import expected_int16, write_audio, write_manifest
 
@@ -393,6 +394,25 @@ def test_gcs_readers_agree_with_local(multi, gcs):
         source[len(source)]
     parts = [[e["blob"] for e in ShardedView(remote, "train", worker=k, num_workers=2, by="records")] for k in range(2)]
     assert sorted(parts[0] + parts[1]) == sorted(local)
+
+
+def test_audioflow_index_on_gcs_writes_the_indexes_ingest_writes(multi, gcs, tmp_path):
+    from audioflow.beam.reader import load_dataset_info
+
+    dataset, _ = multi
+    old = copy_dataset(dataset, tmp_path / "old")
+    rewrite_info(old, index=None)
+    for index_file in Path(old).glob("*.index"):
+        index_file.unlink()
+    remote = f"{gcs.create_bucket('audioflow-arrays-old')}/ds"
+    gcs.upload_folder(old, remote)
+    with pytest.raises(DatasetError, match="run `audioflow index"):
+        RandomAccessSource(remote, "train")
+    write_indexes(remote, load_dataset_info(remote))
+    for name, index_file in load_info(remote).index["files"].items():
+        assert gcs.read_bytes(f"{remote}/{index_file}") == (Path(dataset) / f"{name}.index").read_bytes()
+    source = RandomAccessSource(remote, "train")
+    assert [source[i]["blob"] for i in range(len(source))] == [e["blob"] for e in iter_split(dataset, "train")]
 
 
 def test_gcs_missing_dataset_is_a_clear_error(gcs):
