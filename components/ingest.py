@@ -62,8 +62,8 @@ def ingest_audio(
         runner: DirectRunner (in the step's container) or DataflowRunner.
         beam_args: extra Beam options, e.g. ["--project=p", "--region=r", "--temp_location=gs://b/tmp"].
         launch_mode: "beam" runs the Beam launcher in this step; "flex_template" starts the Flex
-            Template at template_path on Dataflow (runner DataflowRunner; --project and --region in
-            beam_args), waits for the job and cancels it if the step is cancelled.
+            Template at template_path on Dataflow (--project and --region in beam_args; runner is
+            not used), waits for the job and cancels it if the step is cancelled.
         template_path: the template spec's gs:// path (`audioflow template build`), for flex_template.
     """
     from audioflow.beam.tools.report import write_html_report

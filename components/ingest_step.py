@@ -74,7 +74,7 @@ def run_ingest_step(
     """Runs ingestion for the component. `ingest_values` are build_ingest_options' keyword arguments.
 
     Raises:
-        SettingsError: an unknown launch mode, or flex_template without a template or off Dataflow.
+        SettingsError: an unknown launch mode, or flex_template without a template.
     """
     if launch_mode not in LAUNCH_MODES:
         raise SettingsError(f"launch_mode {launch_mode!r} is not one of {', '.join(LAUNCH_MODES)}")
@@ -129,7 +129,7 @@ def run_template_step(
     go to the launch environment, and the rest travels in the template's beam_args parameter.
 
     Raises:
-        SettingsError: no template, a local runner, or a parameter the template would refuse (named).
+        SettingsError: no template, or a parameter the template would refuse (named).
         AudioflowError: Dataflow refused the launch, or the job did not end in JOB_STATE_DONE.
         TooManyRejectedError: as in "beam" mode.
     """
@@ -144,8 +144,8 @@ def run_template_step(
 
     if not template_path:
         raise SettingsError("launch_mode flex_template needs template_path: the spec from `audioflow template build`")
-    if runner and not is_dataflow_runner(runner):
-        raise SettingsError(f"launch_mode flex_template runs the job on Dataflow; runner {runner} cannot be used")
+    if runner and not is_dataflow_runner(runner):  # e.g. the pipeline's default, DirectRunner
+        _LOGGER.warning("launch_mode flex_template runs the job on Dataflow; runner %s is not used", runner)
     where, environment, rest = split_launch_args(list(beam_args))
     values = {"output": dataset_uri, "overwrite": True, **ingest_values, "beam_args": rest}
     parameters = parameters_from_values({name: value for name, value in values.items() if value not in ("", [])})

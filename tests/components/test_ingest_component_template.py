@@ -82,7 +82,7 @@ def start_step(
     parameters = {
         "manifest_uri": f"{bucket}/demo/labels.csv",
         "audio_root": "",
-        "runner": "DataflowRunner",
+        "runner": "DirectRunner",  # the pipeline's default: flex_template runs on Dataflow whatever it says
         "launch_mode": "flex_template",
         "template_path": f"{bucket}/templates/audioflow-ingest.json",
         "beam_args": [
