@@ -25,6 +25,7 @@ KNOWN_SETTINGS = frozenset(
         # Beam and Dataflow (audioflow.beam.job.beam_args)
         "RUNNER", "PROJECT_ID", "REGION", "BEAM_TEMP_LOCATION", "BEAM_STAGING_LOCATION", "JOB_NAME", "NUM_WORKERS",
         "MAX_NUM_WORKERS", "MACHINE_TYPE", "DISK_SIZE", "DATAFLOW_SERVICE_ACCOUNT", "NETWORK", "SUBNETWORK", "IMAGE",
+        "WORKER_IMAGE",
         # Vertex AI and the pipeline (audioflow.pipelines)
         "PIPELINE_ROOT", "SERVICE_ACCOUNT", "LABELS", "ENABLE_CACHING", "PIPELINE_DISPLAY_NAME",
         "VERTEX_API_ENDPOINT", "INGEST_CPU", "INGEST_MEMORY", "TRAIN_CPU", "TRAIN_MEMORY",

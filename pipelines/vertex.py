@@ -136,13 +136,13 @@ def pipeline_parameters_from_env() -> dict[str, Any]:
     runner = setting("RUNNER")
     if runner and not is_local_runner(runner):
         values["runner"] = runner
-        beam_args = [
-            f"{flag}={setting(variable)}"
-            for variable, flag in DATAFLOW_ARG_VARIABLES.items()
-            if setting(variable) and flag != "--job_name"
-        ]
-        if not setting("IMAGE"):  # workers run the image the step runs in: the step has no source to stage
-            beam_args.append(f"--sdk_container_image={component_image()}")
+        flags: dict[str, str] = {}
+        for variable, flag in DATAFLOW_ARG_VARIABLES.items():
+            if setting(variable) and flag != "--job_name":
+                flags.setdefault(flag, setting(variable))  # the first variable set wins for a flag
+        # Without an image setting, workers run the image the step runs in: the step has no source to stage.
+        flags.setdefault("--sdk_container_image", component_image())
+        beam_args = [f"{flag}={value}" for flag, value in flags.items()]
         values["beam_args"] = beam_args
     return values
 

@@ -69,6 +69,9 @@ DATAFLOW_ARG_VARIABLES: dict[str, str] = {
     "DATAFLOW_SERVICE_ACCOUNT": "--service_account_email",
     "NETWORK": "--network",
     "SUBNETWORK": "--subnetwork",
+    # Workers run the lean worker image when one is named, else the components' image (the first
+    # variable set wins for a flag).
+    "WORKER_IMAGE": "--sdk_container_image",
     "IMAGE": "--sdk_container_image",
 }
 

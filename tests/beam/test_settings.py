@@ -63,3 +63,14 @@ def test_a_mistyped_setting_in_env_is_refused(tmp_path, monkeypatch):
         load_env(env)
     env.write_text("SAMPLE_RATE=8000\nGOOGLE_APPLICATION_CREDENTIALS=/k.json\n")  # other tools' keys are fine
     assert load_env(env) == env
+
+
+def test_workers_run_the_worker_image_when_one_is_set(monkeypatch):
+    monkeypatch.setenv("IMAGE", "registry/audioflow:1")
+    monkeypatch.delenv("WORKER_IMAGE", raising=False)
+    args = dataflow_args_from_env(["--runner", "DataflowRunner"])
+    assert args[args.index("--sdk_container_image") + 1] == "registry/audioflow:1"
+    monkeypatch.setenv("WORKER_IMAGE", "registry/audioflow-worker:1")
+    args = dataflow_args_from_env(["--runner", "DataflowRunner"])
+    assert args.count("--sdk_container_image") == 1
+    assert args[args.index("--sdk_container_image") + 1] == "registry/audioflow-worker:1"
