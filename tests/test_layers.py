@@ -105,7 +105,8 @@ def layer_violations() -> list[str]:
             for imported in sorted(imports_of(path)):
                 for forbidden in (f for rule in rules for f in rule):
                     if within(imported, forbidden) and not within(imported, module):
-                        found.append(f"{path.relative_to(folder.parent)} imports {imported} ({forbidden} is a higher layer)")
+                        where = path.relative_to(folder.parent)
+                        found.append(f"{where} imports {imported} ({forbidden} is a higher layer)")
     return found
 
 
