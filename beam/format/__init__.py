@@ -5,14 +5,25 @@ here, so the contract cannot drift between them. It imports neither Beam nor Ten
 """
 
 from audioflow.beam.format.dataset_info import (
+    EXTENDED_FORMAT_VERSION,
     FORMAT_VERSION,
     METADATA_FILE,
+    READABLE_FORMAT_VERSIONS,
     REJECTED_FILE,
     DatasetInfo,
     ShardInfo,
     SplitInfo,
 )
-from audioflow.beam.format.example import SAMPLE_FORMATS, AudioExample, decode_example, encode_example, tf_feature_spec
+from audioflow.beam.format.example import (
+    COLUMN_TYPES,
+    FEATURE_TYPES,
+    SAMPLE_FORMATS,
+    AudioExample,
+    decode_example,
+    encode_example,
+    record_features,
+    tf_feature_spec,
+)
 from audioflow.beam.format.rejects import REJECT_REASONS, REJECTED_EXAMPLES_PER_REASON
 from audioflow.beam.format.shards import (
     COMPRESSIONS,
@@ -24,9 +35,13 @@ from audioflow.beam.format.shards import (
 from audioflow.beam.format.tfrecord import frame_record, iter_records
 
 __all__ = [
+    "COLUMN_TYPES",
     "COMPRESSIONS",
+    "EXTENDED_FORMAT_VERSION",
+    "FEATURE_TYPES",
     "FORMAT_VERSION",
     "METADATA_FILE",
+    "READABLE_FORMAT_VERSIONS",
     "REJECTED_EXAMPLES_PER_REASON",
     "REJECTED_FILE",
     "REJECT_REASONS",
@@ -42,6 +57,7 @@ __all__ = [
     "iter_records",
     "iter_shard_records",
     "parse_shard_name",
+    "record_features",
     "shard_file_name",
     "tf_feature_spec",
 ]

@@ -7,9 +7,24 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FORMAT_VERSION", "METADATA_FILE", "REJECTED_FILE", "DatasetInfo", "ShardInfo", "SplitInfo"]
+__all__ = [
+    "EXTENDED_FORMAT_VERSION",
+    "FORMAT_VERSION",
+    "METADATA_FILE",
+    "READABLE_FORMAT_VERSIONS",
+    "REJECTED_FILE",
+    "DatasetInfo",
+    "ShardInfo",
+    "SplitInfo",
+]
 
+# Version 1: one whole file and one label (or none of the features below) per record. Version 2 adds
+# what a manifest may ask for: multi-label, text, unlabeled audio, segments and windows, kept columns,
+# groups; its records list their features in `content.features`. A dataset that uses none of these is
+# still written as version 1, byte for byte, so readers that know only version 1 keep reading it.
 FORMAT_VERSION = 1
+EXTENDED_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (FORMAT_VERSION, EXTENDED_FORMAT_VERSION)
 METADATA_FILE = "dataset.json"
 REJECTED_FILE = "rejected.jsonl"
 
@@ -58,6 +73,9 @@ class DatasetInfo:
     # Record indexes for random access (format/index.py): {"version": 1, "files": {shard: index file}};
     # None for gzip shards and for datasets written before indexes (`audioflow index` adds it).
     index: dict[str, Any] | None = None
+    # What the records hold beyond audio (README, "The dataset format"): the label kind, text, segments, windows,
+    # kept columns, the split grouping and every feature's type. None in datasets written before it.
+    content: dict[str, Any] | None = None
 
     @property
     def sample_format(self) -> str:
@@ -66,6 +84,26 @@ class DatasetInfo:
     @property
     def label_names(self) -> list[str] | None:
         return self.labels.get("names")
+
+    @property
+    def features(self) -> dict[str, str] | None:
+        """Every feature of the records and its wire type; None for datasets that predate the list
+        (their records are version 1's: the label, and label_name for string labels)."""
+        return (self.content or {}).get("features")
+
+    @property
+    def label_kind(self) -> str:
+        """ "int" or "string" (one label per example), "multi_int" or "multi_string", or "none"."""
+        kind = (self.content or {}).get("label_kind")
+        return kind or ("int" if self.label_names is None else "string")
+
+    @property
+    def multi_label(self) -> bool:
+        return self.label_kind.startswith("multi_")
+
+    @property
+    def labeled(self) -> bool:
+        return self.label_kind != "none"
 
     @property
     def num_examples(self) -> int:
@@ -78,8 +116,11 @@ class DatasetInfo:
     def from_json(cls, text: str) -> DatasetInfo:
         raw = json.loads(text)
         version = raw.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"dataset format_version {version!r} is not supported (expected {FORMAT_VERSION})")
+        if version not in READABLE_FORMAT_VERSIONS:
+            raise ValueError(
+                f"dataset format_version {version!r} is not supported (this audioflow reads "
+                f"{', '.join(map(str, READABLE_FORMAT_VERSIONS))})"
+            )
         splits = {
             name: SplitInfo(
                 num_examples=split["num_examples"],

@@ -1,44 +1,150 @@
 """One record of a shard: a `tf.train.Example` encoded and decoded by hand, without TensorFlow.
 
 The wire format is small and stable, so writers and readers need neither TensorFlow nor protobuf.
-A record holds these features:
+Every record holds these features:
     audio         bytes   samples, little-endian, interleaved (frame-major: frames × channels),
                           in the dataset's sample format (int16 or float32)
-    label         int64   the label as written (integer labels) or its index in `labels.names`
-    label_name    bytes   only for string labels: the label as written
     sample_rate   int64   Hz
     num_channels  int64
     num_frames    int64
     blob          bytes   the blob name as written in the manifest (UTF-8)
+and, depending on what the manifest holds (a dataset that uses none of these is format_version 1):
+    label         int64   single-label datasets: the label as written (integer labels) or its index
+                          in `labels.names`
+    label_name    bytes   single-label string datasets: the label as written
+    labels        int64 list   multi-label datasets: the label indices (or integers), ascending
+    label_names   bytes list   multi-label string datasets: the names, in the order of `labels`
+    text          bytes   the text target, UTF-8, NFC-normalised
+    source_sample_rate, segment_start, segment_end   int64   segments and windows: where the
+                          example lies in its source file, in frames at the source's own rate
+                          ([start, end) of real audio; seconds = frames / source_sample_rate exactly)
+    window_offset int64   windows: the window's start relative to its parent row's start, in source frames
+    group         bytes   with --split-by: the group the split was decided by
+    <column>      bytes, int64 or float32   a kept manifest column (--keep-columns, --column-types)
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SAMPLE_FORMATS", "AudioExample", "decode_example", "encode_example", "tf_feature_spec"]
+__all__ = [
+    "COLUMN_TYPES",
+    "FEATURE_TYPES",
+    "SAMPLE_FORMATS",
+    "AudioExample",
+    "decode_example",
+    "encode_example",
+    "record_features",
+    "tf_feature_spec",
+]
 
 # sample format -> (numpy dtype string, bytes per sample)
 SAMPLE_FORMATS: dict[str, tuple[str, int]] = {"int16": ("<i2", 2), "float32": ("<f4", 4)}
 
+# Every feature name the format defines, and its wire type. Kept columns may not use these names.
+FEATURE_TYPES: dict[str, str] = {
+    "audio": "bytes",
+    "blob": "bytes",
+    "group": "bytes",
+    "label": "int64",
+    "label_name": "bytes",
+    "label_names": "bytes_list",
+    "labels": "int64_list",
+    "num_channels": "int64",
+    "num_frames": "int64",
+    "sample_rate": "int64",
+    "segment_end": "int64",
+    "segment_start": "int64",
+    "source_sample_rate": "int64",
+    "text": "bytes",
+    "window_offset": "int64",
+}
+# A kept column's type (--column-types) -> its wire type. Floats are float32: tf.train.Example has no doubles.
+COLUMN_TYPES: dict[str, str] = {"str": "bytes", "int": "int64", "float": "float32"}
+_PROVENANCE = ("source_sample_rate", "segment_start", "segment_end", "window_offset")
+
 
 @dataclass(frozen=True)
 class AudioExample:
-    """One decoded record; `audio` stays raw bytes so writer and verifier never copy samples."""
+    """One decoded record; `audio` stays raw bytes so writer and verifier never copy samples.
+
+    Optional fields are None (or empty) when the record does not hold that feature; `columns` are
+    the kept manifest columns as (name, value) pairs sorted by name.
+    """
 
     audio: bytes
-    label: int
+    label: int | None
     sample_rate: int
     num_channels: int
     num_frames: int
     blob: str
     label_name: str | None = None
+    labels: tuple[int, ...] | None = None
+    label_names: tuple[str, ...] | None = None
+    text: str | None = None
+    source_sample_rate: int | None = None
+    segment_start: int | None = None
+    segment_end: int | None = None
+    window_offset: int | None = None
+    group: str | None = None
+    columns: tuple[tuple[str, str | int | float], ...] = ()
+
+    @property
+    def label_keys(self) -> list[str]:
+        """The labels as dataset.json counts them: names, or integers as text (none when unlabeled)."""
+        if self.labels is not None:
+            return list(self.label_names) if self.label_names is not None else [str(v) for v in self.labels]
+        if self.label is None:
+            return []
+        return [self.label_name if self.label_name is not None else str(self.label)]
+
+
+def record_features(
+    *,
+    label_kind: str,
+    text: bool = False,
+    segments: bool = False,
+    windows: bool = False,
+    group: bool = False,
+    columns: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The features (name -> wire type) of every record of a dataset, as dataset.json lists them.
+
+    Args:
+        label_kind: "int" or "string" (single-label), "multi_int" or "multi_string", or "none".
+        text: records hold `text`.
+        segments: records hold the provenance features (segments or windows).
+        windows: records also hold `window_offset`.
+        group: records hold `group` (--split-by).
+        columns: kept columns, name -> "str", "int" or "float".
+    """
+    names = ["audio", "blob", "num_channels", "num_frames", "sample_rate"]
+    names += {
+        "int": ["label"],
+        "string": ["label", "label_name"],
+        "multi_int": ["labels"],
+        "multi_string": ["labels", "label_names"],
+        "none": [],
+    }[label_kind]
+    if text:
+        names.append("text")
+    if segments or windows:
+        names += ["source_sample_rate", "segment_start", "segment_end"]
+    if windows:
+        names.append("window_offset")
+    if group:
+        names.append("group")
+    features = {name: FEATURE_TYPES[name] for name in names}
+    for name, kind in (columns or {}).items():
+        features[name] = COLUMN_TYPES[kind]
+    return dict(sorted(features.items()))
 
 
 # --- protobuf wire format (tf.train.Example) ---------------------------------------------------
 # Example{1: Features{1: map<string, Feature>}}; map entry {1: key, 2: value};
-# Feature{1: BytesList{1: repeated bytes}, 3: Int64List{1: packed int64}}.
+# Feature{1: BytesList{1: repeated bytes}, 2: FloatList{1: packed float}, 3: Int64List{1: packed int64}}.
 
 
 def _varint(value: int) -> bytes:
@@ -63,10 +169,26 @@ def _bytes_feature_parts(value: bytes) -> list[bytes]:
     return [_length_delimited(0x0A, bytes_list_len), _length_delimited(0x0A, len(value)), value]
 
 
+def _bytes_list_feature_parts(values: tuple[bytes, ...]) -> list[bytes]:
+    items = [_length_delimited(0x0A, len(value)) + value for value in values]
+    bytes_list_len = sum(map(len, items))
+    return [_length_delimited(0x0A, bytes_list_len), *items]
+
+
 def _int64_feature_parts(value: int) -> list[bytes]:
-    packed = _varint(value)
-    int64_list = _length_delimited(0x0A, len(packed)) + packed
+    return _int64_list_feature_parts((value,))
+
+
+def _int64_list_feature_parts(values: tuple[int, ...]) -> list[bytes]:
+    packed = b"".join(_varint(value) for value in values)
+    int64_list = _length_delimited(0x0A, len(packed)) + packed if values else b""
     return [_length_delimited(0x1A, len(int64_list)) + int64_list]
+
+
+def _float_feature_parts(value: float) -> list[bytes]:
+    packed = struct.pack("<f", value)
+    float_list = _length_delimited(0x0A, len(packed)) + packed
+    return [_length_delimited(0x12, len(float_list)) + float_list]
 
 
 def _entry_parts(key: str, feature_parts: list[bytes]) -> list[bytes]:
@@ -76,17 +198,50 @@ def _entry_parts(key: str, feature_parts: list[bytes]) -> list[bytes]:
     return [_length_delimited(0x0A, len(head) + feature_len), head, *feature_parts]
 
 
+def _column_parts(value: str | int | float) -> list[bytes]:
+    if isinstance(value, str):
+        return _bytes_feature_parts(value.encode())
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"a kept column holds {type(value).__name__}, not str, int or float")
+    return _int64_feature_parts(value) if isinstance(value, int) else _float_feature_parts(value)
+
+
 def encode_example(example: AudioExample) -> bytes:
-    """Serializes an example as a `tf.train.Example`, copying the audio bytes exactly once."""
-    entries: list[bytes] = []
-    entries += _entry_parts("audio", _bytes_feature_parts(example.audio))
-    entries += _entry_parts("blob", _bytes_feature_parts(example.blob.encode()))
-    entries += _entry_parts("label", _int64_feature_parts(example.label))
+    """Serializes an example as a `tf.train.Example`, copying the audio bytes exactly once.
+
+    Features are written in the order of their names, so a record that holds only the features of
+    format_version 1 is byte-identical to what version 1 wrote.
+    """
+    features: dict[str, list[bytes]] = {
+        "audio": _bytes_feature_parts(example.audio),
+        "blob": _bytes_feature_parts(example.blob.encode()),
+        "num_channels": _int64_feature_parts(example.num_channels),
+        "num_frames": _int64_feature_parts(example.num_frames),
+        "sample_rate": _int64_feature_parts(example.sample_rate),
+    }
+    if example.label is not None:
+        features["label"] = _int64_feature_parts(example.label)
     if example.label_name is not None:
-        entries += _entry_parts("label_name", _bytes_feature_parts(example.label_name.encode()))
-    entries += _entry_parts("num_channels", _int64_feature_parts(example.num_channels))
-    entries += _entry_parts("num_frames", _int64_feature_parts(example.num_frames))
-    entries += _entry_parts("sample_rate", _int64_feature_parts(example.sample_rate))
+        features["label_name"] = _bytes_feature_parts(example.label_name.encode())
+    if example.labels is not None:
+        features["labels"] = _int64_list_feature_parts(example.labels)
+    if example.label_names is not None:
+        features["label_names"] = _bytes_list_feature_parts(tuple(name.encode() for name in example.label_names))
+    if example.text is not None:
+        features["text"] = _bytes_feature_parts(example.text.encode())
+    for name in _PROVENANCE:
+        value = getattr(example, name)
+        if value is not None:
+            features[name] = _int64_feature_parts(value)
+    if example.group is not None:
+        features["group"] = _bytes_feature_parts(example.group.encode())
+    for name, value in example.columns:
+        if name in FEATURE_TYPES:
+            raise ValueError(f"kept column {name!r} has the name of a feature of the format")
+        features[name] = _column_parts(value)
+    entries: list[bytes] = []
+    for name in sorted(features):
+        entries += _entry_parts(name, features[name])
     features_len = sum(map(len, entries))
     return b"".join([_length_delimited(0x0A, features_len), *entries])
 
@@ -125,20 +280,82 @@ def _fields(buf: memoryview):
             value, pos = buf[pos : pos + 4], pos + 4
         else:
             raise ValueError(f"unsupported wire type {wire_type}")
+        if pos > len(buf):
+            raise ValueError("truncated field")
         yield number, wire_type, value
 
 
-def _decode_feature(buf: memoryview) -> bytes | int:
+def _signed(raw: int) -> int:
+    return raw - (1 << 64) if raw >= 1 << 63 else raw
+
+
+def _int64_values(wire_type: int, value: Any) -> list[int]:
+    if wire_type == 0:
+        return [_signed(value)]
+    if wire_type != 2:
+        raise ValueError("int64 list with a bad wire type")
+    values, pos = [], 0
+    while pos < len(value):
+        raw, pos = _read_varint(value, pos)
+        values.append(_signed(raw))
+    return values
+
+
+def _float_values(wire_type: int, value: Any) -> list[float]:
+    if wire_type not in (2, 5) or len(value) % 4:
+        raise ValueError("float list with a bad wire type or length")
+    return [float(v) for v in struct.unpack(f"<{len(value) // 4}f", bytes(value))]
+
+
+def _decode_feature(buf: memoryview) -> tuple[str, list[Any]]:
+    """A Feature as (wire type name, its values)."""
     for kind, _, list_buf in _fields(buf):
-        for number, wire_type, value in _fields(list_buf):
-            if number != 1:
-                continue
-            if kind == 1:
-                return bytes(value)
-            if kind == 3:
-                raw = _read_varint(value, 0)[0] if wire_type == 2 else value
-                return raw - (1 << 64) if raw >= 1 << 63 else raw
+        values: list[Any] = []
+        if kind == 1:
+            values = [bytes(value) for number, _, value in _fields(list_buf) if number == 1]
+            return "bytes", values
+        if kind == 2:
+            for number, wire_type, value in _fields(list_buf):
+                if number == 1:
+                    values += _float_values(wire_type, value)
+            return "float32", values
+        if kind == 3:
+            for number, wire_type, value in _fields(list_buf):
+                if number == 1:
+                    values += _int64_values(wire_type, value)
+            return "int64", values
     raise ValueError("empty or unsupported feature")
+
+
+def _scalar(features: dict[str, tuple[str, list[Any]]], name: str, kind: str, required: bool = True) -> Any:
+    if name not in features:
+        if required:
+            raise ValueError(f"record has no feature {name!r}")
+        return None
+    found, values = features[name]
+    if found != kind:
+        raise ValueError(f"feature {name!r} has type {found}, expected {kind}")
+    if len(values) != 1:
+        raise ValueError(f"feature {name!r} holds {len(values)} values, expected 1")
+    return values[0]
+
+
+def _text(value: bytes | None, name: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"feature {name!r} is not UTF-8") from None
+
+
+def _list(features: dict[str, tuple[str, list[Any]]], name: str, kind: str) -> tuple | None:
+    if name not in features:
+        return None
+    found, values = features[name]
+    if found != kind:
+        raise ValueError(f"feature {name!r} has type {found}, expected {kind}")
+    return tuple(values)
 
 
 def decode_example(data: bytes) -> AudioExample:
@@ -147,7 +364,7 @@ def decode_example(data: bytes) -> AudioExample:
     Raises:
         ValueError: if the bytes are not a record of this format (missing or mistyped feature).
     """
-    features: dict[str, bytes | int] = {}
+    features: dict[str, tuple[str, list[Any]]] = {}
     for number, _, features_buf in _fields(memoryview(data)):
         if number != 1:
             continue
@@ -160,39 +377,52 @@ def decode_example(data: bytes) -> AudioExample:
                     value = _decode_feature(entry_value)
             if key is not None and value is not None:
                 features[key] = value
-    try:
-        label_name = features.get("label_name")
-        return AudioExample(
-            audio=_typed(features["audio"], bytes),
-            label=_typed(features["label"], int),
-            sample_rate=_typed(features["sample_rate"], int),
-            num_channels=_typed(features["num_channels"], int),
-            num_frames=_typed(features["num_frames"], int),
-            blob=_typed(features["blob"], bytes).decode(),
-            label_name=None if label_name is None else _typed(label_name, bytes).decode(),
-        )
-    except KeyError as missing:
-        raise ValueError(f"record has no feature {missing}") from None
+    audio = _scalar(features, "audio", "bytes")
+    sample_rate = _scalar(features, "sample_rate", "int64")
+    num_channels = _scalar(features, "num_channels", "int64")
+    num_frames = _scalar(features, "num_frames", "int64")
+    blob = _text(_scalar(features, "blob", "bytes"), "blob")
+    names = _list(features, "label_names", "bytes")
+    columns = []
+    for name in sorted(set(features) - set(FEATURE_TYPES)):
+        kind, values = features[name]
+        if len(values) != 1:
+            raise ValueError(f"column {name!r} holds {len(values)} values, expected 1")
+        columns.append((name, _text(values[0], name) if kind == "bytes" else values[0]))
+    return AudioExample(
+        audio=audio,
+        label=_scalar(features, "label", "int64", required=False),
+        sample_rate=sample_rate,
+        num_channels=num_channels,
+        num_frames=num_frames,
+        blob=blob,
+        label_name=_text(_scalar(features, "label_name", "bytes", required=False), "label_name"),
+        labels=_list(features, "labels", "int64"),
+        label_names=None if names is None else tuple(_text(name, "label_names") for name in names),
+        text=_text(_scalar(features, "text", "bytes", required=False), "text"),
+        **{name: _scalar(features, name, "int64", required=False) for name in _PROVENANCE},
+        group=_text(_scalar(features, "group", "bytes", required=False), "group"),
+        columns=tuple(columns),
+    )
 
 
-def _typed(value: Any, kind: type) -> Any:
-    if not isinstance(value, kind):
-        raise ValueError(f"feature has type {type(value).__name__}, expected {kind.__name__}")
-    return value
+def tf_feature_spec(with_label_name: bool = False, *, features: dict[str, str] | None = None) -> dict[str, Any]:
+    """The `tf.io.parse_example` spec for this format (imports TensorFlow, so readers only).
 
-
-def tf_feature_spec(with_label_name: bool) -> dict[str, Any]:
-    """The `tf.io.parse_example` spec for this format (imports TensorFlow, so readers only)."""
+    Args:
+        with_label_name: a format_version 1 dataset with string labels (ignored with `features`).
+        features: the dataset's features as dataset.json lists them (`content.features`); lists
+            become `tf.io.RaggedFeature`s, so each parsed example holds a 1-D tensor of its own length.
+    """
     import tensorflow as tf
 
-    spec = {
-        "audio": tf.io.FixedLenFeature([], tf.string),
-        "label": tf.io.FixedLenFeature([], tf.int64),
-        "sample_rate": tf.io.FixedLenFeature([], tf.int64),
-        "num_channels": tf.io.FixedLenFeature([], tf.int64),
-        "num_frames": tf.io.FixedLenFeature([], tf.int64),
-        "blob": tf.io.FixedLenFeature([], tf.string),
-    }
-    if with_label_name:
-        spec["label_name"] = tf.io.FixedLenFeature([], tf.string)
+    if features is None:
+        features = record_features(label_kind="string" if with_label_name else "int")
+    dtypes = {"bytes": tf.string, "int64": tf.int64, "float32": tf.float32}
+    spec: dict[str, Any] = {}
+    for name, kind in features.items():
+        if kind.endswith("_list"):
+            spec[name] = tf.io.RaggedFeature(dtypes[kind.removesuffix("_list")])
+        else:
+            spec[name] = tf.io.FixedLenFeature([], dtypes[kind])
     return spec

@@ -11,7 +11,8 @@ REJECTED_EXAMPLES_PER_REASON = 5
 REJECT_REASONS: dict[str, str] = {
     "malformed_row": "the CSV row lacks the label or blob field",
     "bad_blob": "the blob name is empty",
-    "bad_label": "the label is empty, or not an integer in int64 range with --label-type int",
+    "bad_label": "the label is empty, or not an integer in int64 range with --label-type int; for multi-label "
+    "datasets, an empty label list or a list with a blank entry",
     "bad_split": "the split column names a split that --splits does not define",
     "outside_root": "the blob lies outside the audio root ('..', absolute path, other bucket, symlink)",
     "duplicate": "the same blob appears on an earlier row, which was kept",
@@ -20,6 +21,12 @@ REJECT_REASONS: dict[str, str] = {
     "may hold (1 GiB)",
     "unreadable": "the file cannot be opened or decoded as audio (corrupt, truncated, unsupported)",
     "empty_audio": "the file decodes to zero frames",
-    "too_long": "the header says the audio is longer than --max-duration",
+    "too_long": "the audio is longer than --max-duration (from the header; with segments, from the row), or the "
+    "source of a segment or windows is longer than --max-source-duration",
     "invalid_samples": "the decoded audio holds NaN or infinite samples",
+    "bad_segment": "start or end is not a number, is negative, end <= start, the span is shorter than one frame, "
+    "or the segment starts at or past the end of the file",
+    "shorter_than_window": "with --last-window drop, the file or segment is shorter than one window",
+    "bad_column": "a kept column's value does not parse as its --column-types type",
+    "bad_group": "the --split-by value is empty, or does not match --group-pattern",
 }
