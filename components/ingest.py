@@ -32,15 +32,25 @@ def ingest_audio(
     blob_column: str = "",
     max_rejected_fraction: float = 0.01,
     fetch_concurrency: int = 0,
+    label_separator: str = "",
+    window_seconds: float = 0.0,
+    hop_seconds: float = 0.0,
+    last_window: str = "pad",
+    max_source_duration: float = 86400.0,
+    keep_columns: str = "",
+    column_types: str = "",
+    split_by: str = "",
+    group_pattern: str = "",
+    allow_empty: bool = False,
     runner: str = "DirectRunner",
     beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
     launch_mode: str = "beam",
     template_path: str = "",
 ):
-    """Ingests a CSV manifest of labelled audio into an audioflow TFRecord dataset.
+    """Ingests a CSV manifest of audio (labelled or not) into an audioflow TFRecord dataset.
 
     Args:
-        manifest_uri: CSV with label and blob columns (gs:// or local).
+        manifest_uri: CSV with a blob column and optional label, start/end, text and other columns (gs:// or local).
         audio_root: where blob names are resolved ("" = the manifest's folder).
         dataset: the dataset folder; its metadata mirrors dataset.json.
         metrics: rows, examples written and rejected, hours of audio.
@@ -50,7 +60,7 @@ def ingest_audio(
         sample_rate: resample to this rate (0 keeps each file's rate).
         mono: downmix to one channel.
         sample_format: int16 or float32.
-        max_duration: reject files longer than this many seconds.
+        max_duration: reject examples (files, segments) longer than this many seconds.
         max_file_size: reject larger files (e.g. 2GiB).
         shard_size: target shard size (e.g. 128MiB).
         compression: none or gzip.
@@ -59,6 +69,16 @@ def ingest_audio(
         blob_column: header of the blob column, if not a usual name.
         max_rejected_fraction: fail the step if more rows than this are rejected.
         fetch_concurrency: reads in flight per worker (0: 16 for remote audio, 4 for local files).
+        label_separator: multi-label: the separator between a cell's labels, e.g. "," ("": one label per row).
+        window_seconds: cut files or segments into windows of this many seconds (0: no windows).
+        hop_seconds: seconds between window starts (0: the window length).
+        last_window: a last, shorter window: pad, drop or keep.
+        max_source_duration: with segments or windows, reject longer source files (seconds, 0: no limit).
+        keep_columns: manifest columns kept as features, e.g. "speaker,age".
+        column_types: types of kept columns, e.g. "age=int" (others are str).
+        split_by: the column whose value keeps rows in one split, e.g. "speaker".
+        group_pattern: a regular expression taking the group out of the split_by value.
+        allow_empty: write an empty dataset for a manifest with no rows (refused otherwise).
         runner: DirectRunner (in the step's container) or DataflowRunner.
         beam_args: extra Beam options, e.g. ["--project=p", "--region=r", "--temp_location=gs://b/tmp"].
         launch_mode: "beam" runs the Beam launcher in this step; "flex_template" starts the Flex
@@ -91,6 +111,16 @@ def ingest_audio(
         blob_column=blob_column,
         max_rejected_fraction=max_rejected_fraction,
         fetch_concurrency=fetch_concurrency,
+        label_separator=label_separator,
+        window_seconds=window_seconds,
+        hop_seconds=hop_seconds,
+        last_window=last_window,
+        max_source_duration=max_source_duration,
+        keep_columns=keep_columns,
+        column_types=column_types,
+        split_by=split_by,
+        group_pattern=group_pattern,
+        allow_empty=allow_empty,
     )
     dataset.metadata.update(dataset_metadata(info))
     metrics.log_metric("manifest_rows", info.manifest["num_rows"])

@@ -42,6 +42,17 @@ def audio_classification(
     max_duration: float = PIPELINE_DEFAULTS["max_duration"],
     shard_size: str = PIPELINE_DEFAULTS["shard_size"],
     max_rejected_fraction: float = PIPELINE_DEFAULTS["max_rejected_fraction"],
+    label_column: str = PIPELINE_DEFAULTS["label_column"],
+    blob_column: str = PIPELINE_DEFAULTS["blob_column"],
+    label_separator: str = PIPELINE_DEFAULTS["label_separator"],
+    window_seconds: float = PIPELINE_DEFAULTS["window_seconds"],
+    hop_seconds: float = PIPELINE_DEFAULTS["hop_seconds"],
+    last_window: str = PIPELINE_DEFAULTS["last_window"],
+    max_source_duration: float = PIPELINE_DEFAULTS["max_source_duration"],
+    keep_columns: str = PIPELINE_DEFAULTS["keep_columns"],
+    column_types: str = PIPELINE_DEFAULTS["column_types"],
+    split_by: str = PIPELINE_DEFAULTS["split_by"],
+    group_pattern: str = PIPELINE_DEFAULTS["group_pattern"],
     runner: str = "DirectRunner",
     beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
     launch_mode: str = "beam",
@@ -52,15 +63,26 @@ def audio_classification(
     clip_seconds: float = 1.0,
 ) -> Outputs:
     """Args:
-    manifest_uri: CSV manifest (label, blob name), gs:// or local.
+    manifest_uri: CSV manifest (label or labels, blob name, optional start/end), gs:// or local.
     audio_root: where blob names are resolved ("" = the manifest's folder).
     splits: split fractions, e.g. train=0.8,validation=0.1,test=0.1.
     sample_rate: resample to this rate (the classifier needs one rate).
     mono: downmix to one channel.
     sample_format: int16 or float32 samples in the records.
-    max_duration: reject longer files (seconds).
+    max_duration: reject longer examples (seconds): files, segments.
     shard_size: target TFRecord shard size.
     max_rejected_fraction: fail if more rows than this are rejected.
+    label_column: header of the label column, if not a usual name.
+    blob_column: header of the blob column, if not a usual name.
+    label_separator: multi-label: the separator between a cell's labels, e.g. "," (trains with sigmoid outputs).
+    window_seconds: cut files or segments into windows of this many seconds (0: no windows).
+    hop_seconds: seconds between window starts (0: the window length).
+    last_window: a last, shorter window: pad, drop or keep.
+    max_source_duration: with segments or windows, reject longer source files (seconds).
+    keep_columns: manifest columns kept as features.
+    column_types: types of kept columns, e.g. age=int.
+    split_by: the column whose value keeps rows in one split, e.g. speaker.
+    group_pattern: a regular expression taking the group out of the split_by value.
     runner: DirectRunner (inside the step) or DataflowRunner.
     beam_args: extra Beam options for Dataflow (project, region, temp_location, ...).
     launch_mode: "beam" (the ingest step runs Beam) or "flex_template" (it starts the Flex Template
@@ -81,6 +103,17 @@ def audio_classification(
         max_duration=max_duration,
         shard_size=shard_size,
         max_rejected_fraction=max_rejected_fraction,
+        label_column=label_column,
+        blob_column=blob_column,
+        label_separator=label_separator,
+        window_seconds=window_seconds,
+        hop_seconds=hop_seconds,
+        last_window=last_window,
+        max_source_duration=max_source_duration,
+        keep_columns=keep_columns,
+        column_types=column_types,
+        split_by=split_by,
+        group_pattern=group_pattern,
         runner=runner,
         beam_args=beam_args,
         launch_mode=launch_mode,

@@ -83,25 +83,79 @@ class _FieldsCoder(FastCoder):
         return hash(type(self))
 
 
+_ROW_FIELDS = ("line", "label", "blob", "split", "problem")
+# Fields that only manifests with segments, text, --split-by or --keep-columns fill: encoded as one
+# trailing tuple, and not at all when they are all unset, so plain rows stay as small as before.
+_EXTRA_ROW_FIELDS = ("start", "end", "text", "group", "kept")
+_EXTRA_PLANNED_FIELDS = ("labels", "label_names", "group")
+
+
+def _extras(value: Any, names: tuple[str, ...], empty: tuple) -> tuple:
+    """(the named fields,), or () when they all hold their defaults."""
+    extras = tuple(getattr(value, name) for name in names)
+    return () if extras == empty else (extras,)
+
+
+def _manifest_row_fields(row: ManifestRow) -> tuple:
+    return (*(getattr(row, name) for name in _ROW_FIELDS), *_extras(row, _EXTRA_ROW_FIELDS, _NO_ROW_EXTRAS))
+
+
+_NO_ROW_EXTRAS = (None, None, None, None, ())
+_NO_EXTRAS = (None, None, None)
+
+
+def _manifest_row(line: int, label: str, blob: str, split: str | None, problem: str | None, *extra: Any) -> ManifestRow:
+    row = ManifestRow(line, label, blob, split, problem)
+    if extra:
+        start, end, text, group, kept = extra[0]
+        row = ManifestRow(line, label, blob, split, problem, start, end, text, group, tuple(kept))
+    return row
+
+
 class ManifestRowCoder(_FieldsCoder):
     cls = ManifestRow
-    to_fields = staticmethod(operator.attrgetter("line", "label", "blob", "split", "problem"))
-    from_fields = ManifestRow
+    to_fields = staticmethod(_manifest_row_fields)
+    from_fields = staticmethod(_manifest_row)
     interned = (1, 3)  # label, split
 
 
 def _planned_fields(planned: PlannedRow) -> tuple:
     row = planned.row
     return (
-        *(row.line, row.label, row.blob, row.split, row.problem),
+        *(getattr(row, name) for name in _ROW_FIELDS),
         *(planned.split, planned.uri, planned.label, planned.label_name, planned.size, planned.generation),
+        *_planned_tail(planned),
     )
 
 
+def _planned_tail(planned: PlannedRow) -> tuple:
+    row_extra = _extras(planned.row, _EXTRA_ROW_FIELDS, _NO_ROW_EXTRAS)
+    planned_extra = _extras(planned, _EXTRA_PLANNED_FIELDS, _NO_EXTRAS)
+    return ((row_extra, planned_extra),) if row_extra or planned_extra else ()
+
+
 def _planned_row(
-    line: int, raw_label: str, blob: str, raw_split: str | None, problem: str | None, *planned: Any
+    line: int,
+    raw_label: str,
+    blob: str,
+    raw_split: str | None,
+    problem: str | None,
+    split: str,
+    uri: str,
+    label: int | None,
+    label_name: str | None,
+    size: int,
+    generation: int | None,
+    *extra: Any,
 ) -> PlannedRow:
-    return PlannedRow(ManifestRow(line, raw_label, blob, raw_split, problem), *planned)
+    row_extra, planned_extra = extra[0] if extra else ((), ())
+    row = _manifest_row(line, raw_label, blob, raw_split, problem, *row_extra)
+    labels = label_names = group = None
+    if planned_extra:
+        labels, label_names, group = planned_extra[0]
+        labels = None if labels is None else tuple(labels)
+        label_names = None if label_names is None else tuple(sys.intern(name) for name in label_names)
+    return PlannedRow(row, split, uri, label, label_name, size, generation, labels, label_names, group)
 
 
 class PlannedRowCoder(_FieldsCoder):

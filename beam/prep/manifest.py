@@ -168,13 +168,15 @@ def iter_manifest_rows(
     *,
     split_by: str = "",
     keep: tuple[str, ...] = (),
+    on_columns: Callable[[ManifestColumns], None] | None = None,
 ) -> Iterator[ManifestRow]:
     """Yields every non-blank data row of a CSV manifest, streaming (memory does not grow with rows).
+    `on_columns` is called with the columns found in the header, before the first row.
 
     Raises:
         ManifestError: when the file is empty, not UTF-8, or its header is not recognised.
     """
-    return _iter_rows(stream, label_column, blob_column, name, split_by, keep, None)
+    return _iter_rows(stream, label_column, blob_column, name, split_by, keep, on_columns)
 
 
 def read_manifest_header(

@@ -11,8 +11,10 @@ from typing import Any
 
 from audioflow.beam.format import COMPRESSIONS
 from audioflow.beam.prep.audio import AudioOptions
+from audioflow.beam.prep.columns import ColumnSpec
 from audioflow.beam.prep.defaults import DEFAULTS
 from audioflow.beam.prep.paths import is_remote, normalise_root
+from audioflow.beam.prep.segments import WindowSpec
 from audioflow.beam.prep.splits import SplitSpec, parse_splits
 
 __all__ = ["IngestOptions", "build_ingest_options", "parse_size"]
@@ -67,6 +69,11 @@ class IngestOptions:
     max_rejected_fraction: float = DEFAULTS["max_rejected_fraction"]
     overwrite: bool = False
     fetch_concurrency: int = DEFAULTS["fetch_concurrency"]  # 0: 16 reads in flight for remote audio, 4 for local
+    label_separator: str = DEFAULTS["label_separator"]  # "": one label per row
+    windows: WindowSpec | None = None  # None: one example per row
+    max_source_duration: float | None = DEFAULTS["max_source_duration"]  # segments and windows only
+    columns: ColumnSpec = field(default_factory=ColumnSpec)
+    allow_empty: bool = DEFAULTS["allow_empty"]
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -77,6 +84,12 @@ class IngestOptions:
             raise ValueError("shard size must be at least 1 KiB")
         if not 0 <= self.max_rejected_fraction <= 1:
             raise ValueError("max rejected fraction must be between 0 and 1")
+        max_duration = self.audio.max_duration
+        if self.windows is not None and max_duration is not None and self.windows.seconds > max_duration:
+            raise ValueError(
+                f"--window-seconds {self.windows.seconds:g} is over --max-duration {max_duration:g}: "
+                "every window would be rejected"
+            )
         root = self.audio_root or _parent(self.manifest)
         object.__setattr__(self, "audio_root", normalise_root(root))
         object.__setattr__(self, "output", normalise_root(self.output))
@@ -94,6 +107,7 @@ class IngestOptions:
         record = dataclasses.asdict(self)
         record["splits"] = dict(self.splits.fractions)
         record["split_salt"] = self.splits.salt
+        record["windows"] = None if self.windows is None else self.windows.to_json_dict()
         return record
 
 
@@ -119,6 +133,16 @@ def build_ingest_options(
     label_type: str = DEFAULTS["label_type"],
     max_rejected_fraction: float = DEFAULTS["max_rejected_fraction"],
     fetch_concurrency: int = DEFAULTS["fetch_concurrency"],
+    label_separator: str = DEFAULTS["label_separator"],
+    window_seconds: float = DEFAULTS["window_seconds"],
+    hop_seconds: float = DEFAULTS["hop_seconds"],
+    last_window: str = DEFAULTS["last_window"],
+    max_source_duration: float | None = DEFAULTS["max_source_duration"],
+    keep_columns: str = DEFAULTS["keep_columns"],
+    column_types: str = DEFAULTS["column_types"],
+    split_by: str = DEFAULTS["split_by"],
+    group_pattern: str = DEFAULTS["group_pattern"],
+    allow_empty: bool = DEFAULTS["allow_empty"],
     overwrite: bool = False,
 ) -> IngestOptions:
     """IngestOptions from flat, string-friendly values (what the CLI and the KFP component receive).
@@ -126,6 +150,10 @@ def build_ingest_options(
     Raises:
         ValueError: naming the value that is wrong.
     """
+    if hop_seconds and not window_seconds:
+        raise ValueError("--hop-seconds needs --window-seconds")
+    if column_types and not keep_columns:
+        raise ValueError("--column-types needs --keep-columns (the types are those of kept columns)")
     return IngestOptions(
         manifest=manifest,
         output=output,
@@ -146,4 +174,9 @@ def build_ingest_options(
         max_rejected_fraction=max_rejected_fraction,
         overwrite=overwrite,
         fetch_concurrency=fetch_concurrency,
+        label_separator=label_separator or "",
+        windows=WindowSpec(window_seconds, hop_seconds or 0.0, last_window) if window_seconds else None,
+        max_source_duration=max_source_duration if max_source_duration and max_source_duration > 0 else None,
+        columns=ColumnSpec.parse(keep_columns or "", column_types or "", split_by or "", group_pattern or ""),
+        allow_empty=allow_empty,
     )

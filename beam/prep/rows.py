@@ -11,7 +11,9 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+from audioflow.beam.prep.content import ContentStats
 from audioflow.beam.prep.manifest import ManifestRow
+from audioflow.beam.prep.segments import SpanError, parse_span
 
 __all__ = ["PlannedRow", "Rejection", "ShardStats", "ShardWritten"]
 
@@ -23,10 +25,34 @@ class PlannedRow:
     row: ManifestRow
     split: str
     uri: str
-    label: int
+    label: int | None  # None: unlabeled, or multi-label (see labels)
     label_name: str | None
     size: int = -1  # bytes on storage, known after StatFiles
     generation: int | None = None  # gs:// object generation seen by StatFiles; the read insists on it
+    labels: tuple[int, ...] | None = None  # multi-label: the label indices (or integers), ascending
+    label_names: tuple[str, ...] | None = None  # multi-label string labels: their names, in that order
+    group: str | None = None  # with --split-by: the group the split was decided by
+
+    @property
+    def label_keys(self) -> list[str]:
+        """The labels as dataset.json counts them (names, or integers as text); none when unlabeled."""
+        if self.labels is not None:
+            return list(self.label_names) if self.label_names is not None else [str(v) for v in self.labels]
+        if self.label is None:
+            return []
+        return [self.label_name if self.label_name is not None else str(self.label)]
+
+    @property
+    def dedupe_key(self) -> str:
+        """Rows are duplicates when this repeats: the file, and for segments the span as written
+        (numbers compared by value, so '1.5' and '1.50' are the same start)."""
+        if self.row.start is None or (not self.row.start and not self.row.end):
+            return self.uri
+        try:
+            span = parse_span(self.row.start, self.row.end)
+        except SpanError:
+            return f"{self.uri}\x00{self.row.start}\x00{self.row.end}"
+        return self.uri if span is None else f"{self.uri}\x00{span.key()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +97,16 @@ class ShardStats:
     channels: Counter = field(default_factory=Counter)
     durations_centiseconds: Counter = field(default_factory=Counter)
 
-    def add(self, label_key: str, sample_rate: int, source_rate: int, channels: int, frames: int) -> None:
+    def add(self, label_key: str | list[str], sample_rate: int, source_rate: int, channels: int, frames: int) -> None:
+        """Counts one example; a list of labels (multi-label, or none) counts the example once per label."""
         duration = frames / sample_rate
         self.num_examples += 1
         self.num_frames += frames
         self.duration_seconds += duration
-        self.label_counts[label_key] += 1
+        if isinstance(label_key, str):
+            self.label_counts[label_key] += 1
+        else:
+            self.label_counts.update(label_key)
         self.sample_rates[sample_rate] += 1
         self.source_sample_rates[source_rate] += 1
         self.channels[channels] += 1
@@ -100,3 +130,4 @@ class ShardWritten:
     temp_uri: str
     num_bytes: int
     stats: ShardStats
+    content: ContentStats = field(default_factory=ContentStats)  # segments, windows, text, groups
