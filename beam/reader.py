@@ -68,8 +68,16 @@ def read_split(
     deterministic: bool = True,
     source: ShardSource = "auto",
 ) -> Any:
-    """Returns a `tf.data.Dataset` of dicts: audio (float32 [frames, channels]), label, sample_rate,
-    num_channels, num_frames, blob and, for string labels, label_name.
+    """Returns a `tf.data.Dataset` of dicts: audio (float32 [frames, channels]), sample_rate,
+    num_channels, num_frames, blob (tf.string) and the features the dataset holds:
+
+        label        tf.int64 scalar: single-label datasets (label_name, tf.string, for string labels)
+        labels       tf.int64 [n]: multi-label datasets (label_names, tf.string [n], for string labels)
+        text         tf.string: UTF-8, NFC
+        source_sample_rate, segment_start, segment_end   tf.int64: segments and windows, in source frames
+        window_offset   tf.int64: windows
+        group        tf.string: datasets split by --split-by
+        <column>     tf.string, tf.int64 or tf.float32: kept columns (dataset.json `content.columns`)
 
     Args:
         dataset: the dataset folder (local path or gs:// URI).
@@ -89,7 +97,7 @@ def read_split(
     info = info or load_dataset_info(dataset)
     files = shard_uris(dataset, split, info)
     sample_dtype = tf.int16 if info.sample_format == "int16" else tf.float32
-    spec = tf_feature_spec(with_label_name=info.label_names is not None)
+    spec = tf_feature_spec(with_label_name=info.label_names is not None, features=info.features)
     compression = "GZIP" if info.compression == "gzip" else ""
     autotune = tf.data.AUTOTUNE
 

@@ -1,4 +1,4 @@
-"""DropDuplicates: one row per file; the row with the lowest manifest line wins."""
+"""DropDuplicates: one row per file (per file and span, for segments); the lowest manifest line wins."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Deduplicated(NamedTuple):
 
 
 def _keyed_by_uri(planned: PlannedRow) -> tuple[str, PlannedRow]:
-    return planned.uri, planned
+    return planned.dedupe_key, planned
 
 
 def _pick_first_of_duplicates(element: tuple[str, Iterable[PlannedRow]]) -> Iterator[Any]:
@@ -29,12 +29,15 @@ def _pick_first_of_duplicates(element: tuple[str, Iterable[PlannedRow]]) -> Iter
     first, *later = sorted(rows, key=lambda planned: planned.row.line)
     yield first
     for planned in later:
-        message = f"line {planned.row.line}: {planned.row.blob!r} is already listed on line {first.row.line}"
+        row = planned.row
+        span = f" from {row.start} s to {row.end} s" if row.start else ""
+        message = f"line {row.line}: {row.blob!r}{span} is already listed on line {first.row.line}"
         yield rejected(Rejection.of(planned.row, planned.split, "duplicate", message))
 
 
 class DropDuplicates(beam.PTransform):
-    """PlannedRow -> Deduplicated. Rows are duplicates when they name the same file (URI)."""
+    """PlannedRow -> Deduplicated. Rows are duplicates when they name the same file (URI) and, for
+    segments, the same start and end."""
 
     def expand(self, planned: beam.PCollection) -> Deduplicated:
         picked = (

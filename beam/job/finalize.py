@@ -22,7 +22,6 @@ from apache_beam.pvalue import AsIter, AsList, AsSingleton
 
 from audioflow.beam.errors import AccountingError
 from audioflow.beam.format import (
-    FORMAT_VERSION,
     METADATA_FILE,
     REJECTED_EXAMPLES_PER_REASON,
     REJECTED_FILE,
@@ -32,7 +31,9 @@ from audioflow.beam.format import (
     shard_file_name,
 )
 from audioflow.beam.format.index import INDEX_SUFFIX, index_section
-from audioflow.beam.prep.manifest import LabelPolicy
+from audioflow.beam.job.content import describe_content, format_version_of, label_section_extras
+from audioflow.beam.prep.content import ContentStats
+from audioflow.beam.prep.manifest import LabelPolicy, ManifestColumns
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.rows import Rejection, ShardStats, ShardWritten
 from audioflow.beam.storage import delete_if_exists, delete_tree, write_atomically, write_text_atomically
@@ -131,8 +132,13 @@ def finalize_dataset(
     rows_by_split: dict[str, int],
     label_policy: LabelPolicy,
     manifest_info: dict[str, Any],
+    manifest_columns: ManifestColumns | None = None,
+    groups: dict[str, Any] | None = None,
 ) -> DatasetInfo:
     """Completes the dataset and returns its metadata.
+
+    `manifest_columns` (which optional columns the manifest has) and `groups` (CheckGroups' summary)
+    describe the records' content; without them the manifest counts as one of labels and blobs.
 
     Raises:
         AccountingError: if manifest rows != written + rejected for any split (dataset.json is not written).
@@ -143,19 +149,25 @@ def finalize_dataset(
     shards_by_split: dict[str, list[ShardWritten]] = defaultdict(list)
     for shard in shards:
         shards_by_split[shard.split].append(shard)
+    # Rows, not examples: a windowed row is one row however many windows it wrote.
     written_by_split = Counter(
-        {split: sum(s.stats.num_examples for s in group) for split, group in shards_by_split.items()}
+        {
+            split: sum(s.stats.num_examples - s.content.extra_examples for s in group)
+            for split, group in shards_by_split.items()
+        }
     )
     _check_accounting(rows_by_split, written_by_split, rejected_by_split, manifest_info["num_rows"])
 
     splits: dict[str, SplitInfo] = {}
     overall = ShardStats()
     indexed = options.compression == "none"
+    content_stats = ContentStats()
     for split in options.splits.names:
         group = shards_by_split.get(split, [])
         stats = ShardStats()
         for shard in group:
             stats.merge(shard.stats)
+            content_stats.merge(shard.content)
         overall.merge(stats)
         files, split_indexed = _name_shards(options, split, group)
         indexed = indexed and split_indexed
@@ -173,8 +185,16 @@ def finalize_dataset(
     fraction = num_rejected / num_rows if num_rows else 0.0
     sample_rates = sorted(overall.sample_rates)
     channels = sorted(overall.channels)
+    content = describe_content(
+        options,
+        label_policy,
+        manifest_columns,
+        content_stats,
+        groups,
+        {split: written_by_split.get(split, 0) for split in options.splits.names},
+    )
     info = DatasetInfo(
-        format_version=FORMAT_VERSION,
+        format_version=format_version_of(content),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         audio={
             "sample_format": options.audio.sample_format,
@@ -187,6 +207,7 @@ def finalize_dataset(
         labels={
             "names": list(label_policy.names) if label_policy.names is not None else None,
             "counts": _histogram(overall.label_counts),
+            **label_section_extras(label_policy),
         },
         rejected={
             "num_rows": num_rejected,
@@ -213,6 +234,7 @@ def finalize_dataset(
         options=options.to_json_dict(),
         tool=tool,
         index=index_section(f.name for split in splits.values() for f in split.files) if indexed else None,
+        content=content,
     )
     write_text_atomically(FileSystems.join(options.output, METADATA_FILE), info.to_json())
     delete_tree(temp_dir)
@@ -236,6 +258,8 @@ class FinalizeInputs(NamedTuple):
     row_splits: beam.PCollection  # str: the split of every manifest row
     policy: beam.PCollection  # LabelPolicy (one)
     manifest_info: beam.PCollection  # {uri, sha256, num_rows} (one)
+    manifest_columns: beam.PCollection | None = None  # ManifestColumns (one)
+    groups: beam.PCollection | None = None  # CheckGroups' summary (one)
 
 
 class _FinalizeFn(beam.DoFn):
@@ -244,7 +268,9 @@ class _FinalizeFn(beam.DoFn):
     def __init__(self, options: IngestOptions, temp_dir: str, tool: dict[str, Any]):
         self._options, self._temp_dir, self._tool = options, temp_dir, tool
 
-    def process(self, _: Any, shards, rejected, row_splits, policy, manifest_info) -> Iterator[DatasetInfo]:
+    def process(
+        self, _: Any, shards, rejected, row_splits, policy, manifest_info, manifest_columns=None, groups=None
+    ) -> Iterator[DatasetInfo]:
         yield finalize_dataset(
             self._options,
             self._temp_dir,
@@ -254,6 +280,8 @@ class _FinalizeFn(beam.DoFn):
             rows_by_split=dict(row_splits),
             label_policy=policy,
             manifest_info=manifest_info,
+            manifest_columns=manifest_columns,
+            groups=groups,
         )
 
 
@@ -267,6 +295,12 @@ class Finalize(beam.PTransform):
     def __init__(self, options: IngestOptions, temp_dir: str, tool: dict[str, Any]):
         super().__init__()
         self._options, self._temp_dir, self._tool = options, temp_dir, tool
+
+    def _extract_input_pvalues(self, pvalueish: Any) -> tuple[Any, dict[str, Any]]:
+        """The inputs present: the optional ones (manifest_columns, groups) may be None."""
+        if isinstance(pvalueish, FinalizeInputs):
+            return pvalueish, {name: value for name, value in pvalueish._asdict().items() if value is not None}
+        return super()._extract_input_pvalues(pvalueish)
 
     def expand(self, inputs: FinalizeInputs) -> beam.PCollection:
         rows_per_split = inputs.row_splits | "RowsPerSplit" >> beam.combiners.Count.PerElement()
@@ -282,5 +316,7 @@ class Finalize(beam.PTransform):
                 row_splits=AsList(rows_per_split),
                 policy=AsSingleton(inputs.policy),
                 manifest_info=AsSingleton(inputs.manifest_info),
+                manifest_columns=None if inputs.manifest_columns is None else AsSingleton(inputs.manifest_columns),
+                groups=None if inputs.groups is None else AsSingleton(inputs.groups),
             ).with_output_types(DatasetInfo)
         )

@@ -1,9 +1,10 @@
-"""The Beam graph: manifest rows in, shards + rejected report + dataset.json out.
+r"""The Beam graph: manifest rows in, shards + rejected report + dataset.json out.
 
     ReadManifest | ClassifyRows | DropDuplicates | StatFiles | WriteShards | Finalize
+                                \ CheckGroups ------------------------------------/
 
-Each step is a composite transform in a module of its own (read, classify, dedupe, stat, write,
-finalize); this module only composes them. Only manifest rows are grouped or shuffled: audio is
+Each step is a composite transform in a module of its own (read, classify, groups, dedupe, stat,
+write, finalize); this module only composes them. Only manifest rows are grouped or shuffled: audio is
 read, encoded and streamed to a shard file inside one DoFn call (see write.py).
 """
 
@@ -18,6 +19,7 @@ from audioflow.beam.job.classify import ClassifyRows
 from audioflow.beam.job.coders import register_row_coders
 from audioflow.beam.job.dedupe import DropDuplicates
 from audioflow.beam.job.finalize import Finalize, FinalizeInputs
+from audioflow.beam.job.groups import CheckGroups
 from audioflow.beam.job.read import ReadManifest
 from audioflow.beam.job.stat import StatFiles
 from audioflow.beam.job.write import WriteShards
@@ -44,12 +46,16 @@ class IngestDataset(beam.PTransform):
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         register_row_coders()
         options, temp_dir = self._options, temp_folder(self._options, self._run_id)
-        manifest = pbegin | "ReadManifest" >> ReadManifest(options.manifest, options.label_column, options.blob_column)
-        # rows: ManifestRow; info: {uri, sha256, num_rows} (one)
+        manifest = pbegin | "ReadManifest" >> ReadManifest(
+            options.manifest, options.label_column, options.blob_column, options.columns
+        )
+        # rows: ManifestRow; info: {uri, sha256, num_rows} (one); columns: ManifestColumns (one)
         rows = (manifest.rows | "SpreadRows" >> beam.Reshuffle()) if self._spread_rows else manifest.rows
         # ManifestRow, rebalanced across workers
-        classified = rows | "ClassifyRows" >> ClassifyRows(options)
+        classified = rows | "ClassifyRows" >> ClassifyRows(options, manifest.columns)
         # planned: PlannedRow; rejected: Rejection; row_splits: split name per row; policy: LabelPolicy (one)
+        groups = classified.planned | "CheckGroups" >> CheckGroups(options)
+        # {groups_per_split, crossing} (one): groups of segments or --split-by, and those a split column splits
         unique = classified.planned | "DropDuplicates" >> DropDuplicates()
         # unique: PlannedRow, one per distinct file; rejected: Rejection
         sized = unique.unique | "StatFiles" >> StatFiles(options)
@@ -65,6 +71,8 @@ class IngestDataset(beam.PTransform):
             row_splits=classified.row_splits,
             policy=classified.policy,
             manifest_info=manifest.info,
+            manifest_columns=manifest.columns,
+            groups=groups,
         )
         return inputs | "Finalize" >> Finalize(options, temp_dir, self._tool)
         # DatasetInfo (one), also written as dataset.json

@@ -33,7 +33,7 @@ from audioflow.beam.job.beam_args import (
     runner_name,
 )
 from audioflow.beam.job.graph import IngestDataset
-from audioflow.beam.prep.manifest import HashingReader, iter_manifest_rows
+from audioflow.beam.prep.manifest import HashingReader, read_manifest_header
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.storage import INCOMPLETE_SUFFIX, delete_if_exists, delete_tree, list_names, load_dataset_info
@@ -101,7 +101,8 @@ def _temporary_folders(output: str) -> list[str]:
 
 
 def check_manifest(options: IngestOptions) -> None:
-    """Fails fast, before any runner starts, on a missing manifest or an unrecognised header.
+    """Fails fast, before any runner starts, on a missing manifest, an unrecognised header, a
+    --split-by or --keep-columns column the header lacks, or no data rows (unless --allow-empty).
 
     Raises:
         ManifestError: naming the manifest and what is wrong with it.
@@ -110,10 +111,22 @@ def check_manifest(options: IngestOptions) -> None:
         raise ManifestError(f"manifest {options.manifest} does not exist")
     with FileSystems.open(options.manifest, compression_type=CompressionTypes.AUTO) as stream:
         # HashingReader makes Beam's CompressedFile (.gz manifests) a full io stream, as in ReadManifest.
-        rows = iter_manifest_rows(
-            HashingReader(stream), options.label_column, options.blob_column, name=options.manifest
+        columns, has_rows = read_manifest_header(
+            HashingReader(stream),
+            options.label_column,
+            options.blob_column,
+            name=options.manifest,
+            split_by=options.columns.split_by,
+            keep=options.columns.keep,
         )
-        next(rows, None)  # parses the header and the first row
+    if not has_rows and not options.allow_empty:
+        raise ManifestError(
+            f"manifest {options.manifest} has a header and no data rows; pass --allow-empty to write an empty dataset"
+        )
+    if columns.label is None:
+        _LOGGER.info("the manifest has no label column: the audio is ingested unlabeled")
+    if columns.unused:
+        _LOGGER.info("manifest columns not used: %s (--keep-columns keeps them as features)", columns.unused)
 
 
 def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | None = None) -> beam.Pipeline:
@@ -175,6 +188,14 @@ def run_ingest(
     if state != PipelineState.DONE:
         raise AudioflowError(f"the Beam job ended in state {state}, not DONE; the dataset is incomplete")
     info = load_dataset_info(options.output)  # remote runners hand back no PCollection contents
+    crossing = ((info.content or {}).get("grouping") or {}).get("crossing") or {}
+    if crossing.get("num_groups"):
+        _LOGGER.warning(
+            "the manifest's split column puts %d group(s) in more than one split, e.g. %s: their examples leak "
+            "between splits (dataset.json: content.grouping.crossing)",
+            crossing["num_groups"],
+            ", ".join(f"{item['group']!r} in {'/'.join(item['splits'])}" for item in crossing["examples"][:5]),
+        )
     if not info.rejected["passed"]:
         raise TooManyRejectedError(
             f"{info.rejected['num_rows']} of {info.manifest['num_rows']} rows were rejected "

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from audioflow.beam.format import AudioExample, encode_example, frame_record
+from audioflow.beam.job.spans import RecordPlan, WindowRecords
 from audioflow.beam.prep.audio import AudioOptions, AudioRejected, decode_audio
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.prep.rows import PlannedRow, Rejection
 from audioflow.beam.storage import read_bytes
 
-__all__ = ["AudioLoader", "LoadedAudio", "load_audio"]
+__all__ = ["AudioLoader", "LoadedAudio", "WindowRecords", "load_audio"]
 
 _PROBE_FILES = 8  # files each shard loads on the calling thread before choosing where the rest go
 _MAX_BYTES_IN_FLIGHT = 256 * 1024**2  # of source files handed to the pool and not yet written
@@ -36,10 +37,19 @@ class LoadedAudio:
     num_channels: int
     num_frames: int
     heavy: bool  # decoding ran a codec or the resampler (C code that releases the GIL)
+    clipped: bool = False  # a segment whose end lay past the end of its file
 
 
-def load_audio(planned: PlannedRow, options: AudioOptions) -> LoadedAudio | Rejection:
-    """Reads, decodes and encodes one row's file; a Rejection names the line and the reason."""
+def load_audio(
+    planned: PlannedRow, options: AudioOptions, plan: RecordPlan | None = None
+) -> LoadedAudio | WindowRecords | Rejection:
+    """Reads, decodes and encodes one row's file; a Rejection names the line and the reason.
+
+    With a `plan`, a segment row decodes only its span, and a windowed row returns its WindowRecords
+    (decoded as the writer iterates them); other features the manifest asks for are filled in.
+    """
+    if plan is not None and not plan.is_plain(planned):
+        return plan.load(planned, LoadedAudio)
     row, split, uri = planned.row, planned.split, planned.uri
     try:
         if is_remote(uri):
@@ -63,6 +73,7 @@ def load_audio(planned: PlannedRow, options: AudioOptions) -> LoadedAudio | Reje
         num_frames=decoded.num_frames,
         blob=row.blob,
         label_name=planned.label_name,
+        **(plan.extra_features(planned) if plan is not None else {}),
     )
     return LoadedAudio(
         record=frame_record(encode_example(example)),
@@ -100,6 +111,7 @@ class AudioLoader:
 
     def __init__(self, options: IngestOptions):
         self._audio = options.audio
+        self._plan = RecordPlan.of(options)
         self._remote = is_remote(options.audio_root)
         self._concurrency = options.effective_fetch_concurrency
         self._pool = ThreadPoolExecutor(self._concurrency)
@@ -107,11 +119,12 @@ class AudioLoader:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
-    def _load(self, planned: PlannedRow) -> LoadedAudio | Rejection:
-        return load_audio(planned, self._audio)
+    def _load(self, planned: PlannedRow) -> LoadedAudio | WindowRecords | Rejection:
+        return load_audio(planned, self._audio, self._plan)
 
-    def load_in_order(self, ordered: list[PlannedRow]) -> Iterator[LoadedAudio | Rejection]:
-        """Yields one result per row, in the order of `ordered`."""
+    def load_in_order(self, ordered: list[PlannedRow]) -> Iterator[LoadedAudio | WindowRecords | Rejection]:
+        """Yields one result per row, in the order of `ordered`. A windowed row's WindowRecords is
+        decoded when the caller iterates it, on the caller's thread."""
         if not self._remote:
             probe = ordered[: _PROBE_FILES if self._concurrency > 1 else len(ordered)]
             heavy = False

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -23,15 +24,21 @@ from apache_beam.pvalue import AsDict, TaggedOutput
 
 from audioflow.beam.format import COMPRESSIONS
 from audioflow.beam.format.index import INDEX_SUFFIX, RecordIndex
-from audioflow.beam.job.load import AudioLoader, LoadedAudio
+from audioflow.beam.job.load import AudioLoader, LoadedAudio, WindowRecords
 from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
+from audioflow.beam.prep.columns import normalise_text
+from audioflow.beam.prep.content import ContentStats
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.rows import PlannedRow, Rejection, ShardStats, ShardWritten
+from audioflow.beam.storage import delete_if_exists
 
 __all__ = ["AssignShards", "WriteShards", "Written", "shard_key"]
 
 _LOGGER = logging.getLogger(__name__)
 ShardKey = tuple[str, int]  # (split, unit)
+# A windowed row's records are held in memory up to this size, then streamed to files of the row's
+# own, which are deleted if the row fails part-way (nothing of a rejected row may stay in a shard).
+_ROW_BUFFER_BYTES = 8 << 20
 
 
 class Written(NamedTuple):
@@ -86,6 +93,10 @@ class _Progress:
             )
 
 
+def _listed(shard: ShardWritten | None) -> list[ShardWritten]:
+    return [] if shard is None else [shard]
+
+
 class _TemporaryShards:
     """The temporary files of one unit: part 0, 1, ..., each closed once it would pass `roll_at` bytes.
 
@@ -100,11 +111,13 @@ class _TemporaryShards:
         self._compression = CompressionTypes.GZIP if compression == "gzip" else CompressionTypes.UNCOMPRESSED
         self._roll_at = roll_at
         self._indexed = compression == "none"
-        self._part, self._writer, self._uri, self._num_bytes, self._stats = 0, None, "", 0, ShardStats()
+        self._part, self._writer, self._uri, self._num_bytes = 0, None, "", 0
+        self._stats, self._content = ShardStats(), ContentStats()
         self._record_sizes: list[int] = []
 
-    def write(self, loaded: LoadedAudio, label_key: str) -> ShardWritten | None:
-        """Appends one record; returns the previous file if this record starts a new one."""
+    def write(self, loaded: LoadedAudio, planned: PlannedRow, first: bool = True) -> ShardWritten | None:
+        """Appends one record; returns the previous file if this record starts a new one. `first` is
+        False for a row's second and later windows (they are examples, not rows)."""
         finished = None
         if self._writer is not None and self._num_bytes + len(loaded.record) > self._roll_at:
             finished = self.close()
@@ -113,8 +126,64 @@ class _TemporaryShards:
         self._writer.write(loaded.record)
         self._num_bytes += len(loaded.record)
         self._record_sizes.append(len(loaded.record))
-        self._stats.add(label_key, loaded.sample_rate, loaded.source_rate, loaded.num_channels, loaded.num_frames)
+        self._stats.add(
+            _label_key(planned),
+            loaded.sample_rate,
+            loaded.source_rate,
+            loaded.num_channels,
+            loaded.num_frames,
+        )
+        if not first:
+            self._content.extra_examples += 1
+        if loaded.clipped:
+            self._content.clipped_segments += 1
+        if planned.row.text is not None:
+            self._content.add_text(normalise_text(planned.row.text))
         return finished
+
+    def write_row(self, records: WindowRecords) -> tuple[list[ShardWritten], Rejection | None, int, int]:
+        """Writes every record of a windowed row, or none of them.
+
+        Records are held in memory up to _ROW_BUFFER_BYTES; a longer row is streamed into files of its
+        own, kept back until the row completes and deleted if it fails. Returns the files finished on
+        the way, the row's rejection (the source failed part-way: nothing of the row stays), and the
+        records and bytes written.
+        """
+        planned = records.planned
+        held: list[LoadedAudio] | None = []  # None once the row streams into files of its own
+        held_bytes = count = total_bytes = 0
+        finished: list[ShardWritten] = []
+        own: list[ShardWritten] = []
+        for item in records:
+            if isinstance(item, Rejection):
+                if held is None:
+                    own += self._closed()
+                    delete_if_exists([uri for shard in own for uri in (shard.temp_uri, shard.temp_uri + INDEX_SUFFIX)])
+                return finished, item, 0, 0
+            count += 1
+            total_bytes += len(item.record)
+            if held is None:
+                own += _listed(self.write(item, planned, first=False))
+                continue
+            held.append(item)
+            held_bytes += len(item.record)
+            if held_bytes > _ROW_BUFFER_BYTES:
+                finished += self._closed()  # the files before this row are complete
+                for index, loaded in enumerate(held):
+                    own += _listed(self.write(loaded, planned, first=index == 0))
+                held = None
+        if held is None:
+            own += self._closed()
+            own[-1].content.examples_per_row[count] += 1
+            return finished + own, None, count, total_bytes
+        for index, loaded in enumerate(held):
+            finished += _listed(self.write(loaded, planned, first=index == 0))
+        if count:
+            self._content.examples_per_row[count] += 1
+        return finished, None, count, total_bytes
+
+    def _closed(self) -> list[ShardWritten]:
+        return _listed(self.close())
 
     def close(self) -> ShardWritten | None:
         """Closes the open file, if any, and returns what it holds."""
@@ -124,26 +193,33 @@ class _TemporaryShards:
         if self._indexed:
             with FileSystems.create(self._uri + INDEX_SUFFIX, compression_type=CompressionTypes.UNCOMPRESSED) as index:
                 index.write(RecordIndex.from_record_sizes(self._record_sizes).encode())
-        shard = ShardWritten(self._split, self._unit, self._part, self._uri, self._num_bytes, self._stats)
+        shard = ShardWritten(
+            self._split, self._unit, self._part, self._uri, self._num_bytes, self._stats, self._content
+        )
         self._part, self._writer = self._part + 1, None
+        self._stats, self._content = ShardStats(), ContentStats()
         return shard
 
     def _open(self) -> None:
         name = f"{self._split}-{self._unit:05d}-{self._part:04d}{self._suffix}"
         self._uri = FileSystems.join(self._temp_dir, name)
         self._writer = FileSystems.create(self._uri, compression_type=self._compression)
-        self._num_bytes, self._stats, self._record_sizes = 0, ShardStats(), []
+        self._num_bytes, self._record_sizes = 0, []
 
 
-def _label_key(planned: PlannedRow) -> str:
-    """The label as dataset.json counts it: its name, or the integer as text."""
+def _label_key(planned: PlannedRow) -> str | list[str]:
+    """The label as dataset.json counts it: its name, or the integer as text; a list for multi-label
+    rows (each label counts once) and unlabeled ones (none)."""
+    if planned.labels is not None or planned.label is None:
+        return planned.label_keys
     return planned.label_name if planned.label_name is not None else str(planned.label)
 
 
 class _WriteShardFn(beam.DoFn):
     """((split, unit), [PlannedRow]) -> ShardWritten per temporary file, plus rejections.
 
-    Records are streamed in manifest order to files that roll over at twice --shard-size.
+    Records are streamed in manifest order to files that roll over at twice --shard-size; a windowed
+    row's records are written all or none (see _TemporaryShards.write_row).
     """
 
     def __init__(self, options: IngestOptions, temp_dir: str):
@@ -165,27 +241,39 @@ class _WriteShardFn(beam.DoFn):
         ordered = sorted(rows, key=lambda planned: planned.row.line)
         roll_at = 2 * self._options.shard_size
         files = _TemporaryShards(self._temp_dir, key, self._options.compression, roll_at)
+        shards: list[ShardWritten] = []  # yielded at the end, the last one with the unit's per-source counts
+        per_source: Counter = Counter()  # examples per source file: every row of a file is in this unit
         for planned, loaded in zip(ordered, self._loader.load_in_order(ordered), strict=True):
             if isinstance(loaded, Rejection):
                 yield self._reject(loaded)
                 continue
-            finished = files.write(loaded, _label_key(planned))
-            if finished is not None:
-                yield finished
+            if isinstance(loaded, WindowRecords):
+                finished, rejection, count, num_bytes = files.write_row(loaded)
+                shards += finished
+                if rejection is not None:
+                    yield self._reject(rejection)
+                    continue
+                per_source[planned.uri] += count
+                self._count_written(num_bytes, count)
+                continue
+            shards += _listed(files.write(loaded, planned))
+            if planned.row.start is not None:
+                per_source[planned.uri] += 1
             self._count_written(len(loaded.record))
-        last = files.close()
-        if last is not None:
-            yield last
+        shards += _listed(files.close())
+        if shards and per_source:
+            shards[-1].content.examples_per_source.update(per_source.values())
+        yield from shards
 
     def _reject(self, rejection: Rejection) -> TaggedOutput:
         self._rejected.inc()
         self._progress.rejected += 1
         return rejected(rejection)
 
-    def _count_written(self, num_bytes: int) -> None:
-        self._written.inc()
+    def _count_written(self, num_bytes: int, examples: int = 1) -> None:
+        self._written.inc(examples)
         self._bytes.inc(num_bytes)
-        self._progress.written += 1
+        self._progress.written += examples
         self._progress.maybe_log()
 
 
