@@ -9,10 +9,17 @@ their features are read by the format layer's own code (`audioflow.beam.format`)
                   bit-identical to `read_split`'s), or with audio="int16" the samples as stored.
                   Samples as stored (int16, or float32 datasets) are a read-only view of the
                   record, not a copy: np.array(x) makes a writable one.
-    label         int    the label as written, or its index in `labels.names` for string labels
-    label_name    str    only for string labels
+    label         int    single-label: the label as written, or its index in `labels.names`
+    label_name    str    single-label string labels
+    labels        np.ndarray int64 [n]   multi-label: the label indices (or integers)
+    label_names   list[str]              multi-label string labels, in the order of `labels`
     sample_rate, num_channels, num_frames   int
     blob          str    the blob name as written in the manifest
+    text          str    the text target (NFC)
+    source_sample_rate, segment_start, segment_end, window_offset   int   segments and windows
+    group         str    the --split-by group
+    <column>      str, int or float   kept columns
+A key is present only when the dataset's records hold that feature.
 
 Three ways in:
 
@@ -160,16 +167,26 @@ def _to_example(example: AudioExample, where: str, sample_format: str, audio: Au
     if audio == "float32" and sample_format == "int16":
         samples = np.multiply(samples, _INT16_SCALE, dtype=np.float32)
     # else a read-only view of the record's audio bytes: no copy (np.array(x) makes a writable one)
-    out: dict[str, Any] = {
-        "audio": samples,
-        "label": example.label,
-        "sample_rate": example.sample_rate,
-        "num_channels": example.num_channels,
-        "num_frames": example.num_frames,
-        "blob": example.blob,
-    }
+    out: dict[str, Any] = {"audio": samples}
+    if example.label is not None:
+        out["label"] = example.label
+    out.update(
+        sample_rate=example.sample_rate,
+        num_channels=example.num_channels,
+        num_frames=example.num_frames,
+        blob=example.blob,
+    )
     if example.label_name is not None:
         out["label_name"] = example.label_name
+    if example.labels is not None:
+        out["labels"] = np.array(example.labels, dtype=np.int64)
+    if example.label_names is not None:
+        out["label_names"] = list(example.label_names)
+    for name in ("text", "source_sample_rate", "segment_start", "segment_end", "window_offset", "group"):
+        value = getattr(example, name)
+        if value is not None:
+            out[name] = value
+    out.update(example.columns)
     return out
 
 

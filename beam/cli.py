@@ -181,7 +181,9 @@ def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) ->
             out["verify"] = {
                 "ok": report.ok,
                 "records_by_split": dict(report.records_by_split),
+                "groups_by_split": dict(report.groups_by_split),
                 "problems": report.problems,
+                "warnings": report.warnings,
             }
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
@@ -193,8 +195,16 @@ def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) ->
                 + ", ".join(f"{s}={n}" for s, n in sorted(report.records_by_split.items()))
                 + " records read"
             )
+            click.echo(
+                "groups    "
+                + ", ".join(f"{s}={n}" for s, n in sorted(report.groups_by_split.items()))
+                + " (no group in two splits)"
+                * (not any("more than one split" in p for p in report.problems + report.warnings))
+            )
             for problem in report.problems:
                 click.echo(f"          {problem}")
+            for warning in report.warnings:
+                click.echo(f"          warning: {warning}")
         if html_path:
             click.echo(f"report    {html_path}")
     if report is not None and not report.ok:

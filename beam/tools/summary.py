@@ -22,6 +22,39 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line.format(*header), line.format(*("-" * w for w in widths))] + [line.format(*row) for row in rows]
 
 
+def _content_lines(info: DatasetInfo) -> list[str]:
+    """What the records hold beyond one whole file and one label, and how the splits were grouped."""
+    content = info.content or {}
+    parts = []
+    if info.multi_label:
+        parts.append(f"multi-label (separator {content.get('label_separator')!r}, an example counts once per label)")
+    if content.get("text"):
+        parts.append("text (NFC)")
+    if content.get("segments"):
+        parts.append("segments")
+    windows = content.get("windows")
+    if windows:
+        parts.append(
+            f"windows of {windows['seconds']:g} s every {windows['hop_seconds']:g} s (last: {windows['last_window']})"
+        )
+    columns = content.get("columns") or {}
+    if columns:
+        parts.append("columns " + ", ".join(f"{name}:{kind}" for name, kind in columns.items()))
+    lines = ["content   " + "; ".join(parts or ["audio only"])]
+    stats = content.get("stats") or {}
+    per_source = stats.get("examples_per_source") or {}
+    if per_source:
+        sources = sum(per_source.values())
+        examples = sum(int(n) * count for n, count in per_source.items())
+        lines.append(f"sources   {sources} files, {examples / sources:.1f} examples per file")
+    grouping = content.get("grouping") or {}
+    by = f"column {grouping['column']!r}" if grouping.get("by") == "column" else "source file"
+    per_split = ", ".join(f"{split}={n}" for split, n in (grouping.get("groups_per_split") or {}).items())
+    crossing = (grouping.get("crossing") or {}).get("num_groups", 0)
+    lines.append(f"groups    by {by}: {per_split}" + (f"; {crossing} in more than one split" if crossing else ""))
+    return lines
+
+
 def format_summary(dataset: str, info: DatasetInfo) -> str:
     """Splits, labels, durations, rejections and shards, as aligned tables."""
     stats, rejected = info.stats, info.rejected
@@ -48,11 +81,16 @@ def format_summary(dataset: str, info: DatasetInfo) -> str:
     lines += [*_table(["split", "examples", "shards", "hours", "size", "rejected"], split_rows), ""]
     names = info.label_names
     counts = info.labels["counts"]
-    if names is None:
-        label_rows = [[label, "", str(count)] for label, count in sorted(counts.items(), key=lambda kv: int(kv[0]))]
+    if not info.labeled:
+        lines += ["labels    none: unlabeled audio", ""]
     else:
-        label_rows = [[str(index), name, str(counts.get(name, 0))] for index, name in enumerate(names)]
-    lines += [*_table(["label", "name", "examples"], label_rows), ""]
+        if names is None:
+            label_rows = [[label, "", str(count)] for label, count in sorted(counts.items(), key=lambda kv: int(kv[0]))]
+        else:
+            label_rows = [[str(index), name, str(counts.get(name, 0))] for index, name in enumerate(names)]
+        lines += [*_table(["label", "name", "examples"], label_rows), ""]
+    if info.format_version > 1:
+        lines += [*_content_lines(info), ""]
     percentiles = stats.get("duration_seconds_percentiles", {})
     if percentiles:
         lines.append("duration  " + "  ".join(f"{key}={value:g}s" for key, value in percentiles.items()))

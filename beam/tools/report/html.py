@@ -16,6 +16,7 @@ import numpy as np
 
 from audioflow.beam.format import REJECT_REASONS, REJECTED_EXAMPLES_PER_REASON, DatasetInfo
 from audioflow.beam.storage import write_text_atomically
+from audioflow.beam.tools.report.content import content_section
 from audioflow.beam.tools.report.plots import (
     CLIP_MAX_RATE,
     duration_overview_plot,
@@ -139,6 +140,7 @@ _SCRIPT = """
 _SECTIONS = (
     ("splits", "Splits"),
     ("labels", "Labels"),
+    ("content", "Content"),
     ("examples", "Examples"),
     ("durations", "Durations"),
     ("formats", "Formats"),
@@ -224,6 +226,8 @@ def _splits_section(info: DatasetInfo) -> str:
 
 
 def _labels_section(info: DatasetInfo, labels: list[str], shown: list[str]) -> str:
+    if not info.labeled:
+        return f'<h2 id="labels">Labels</h2><p class="note">Unlabeled audio: {info.num_examples:,} examples.</p>'
     counts = info.labels.get("counts", {})
     named = info.label_names is not None
     splits = list(info.splits)
@@ -444,6 +448,7 @@ def render_html_report(dataset: str, info: DatasetInfo, sample: ReportSample, *,
         _header(dataset, info),
         _splits_section(info),
         _labels_section(info, labels, shown),
+        content_section(info),
         _examples_section(sample, labels, shown),
         _durations_section(info, sample, shown),
         _formats_section(info),

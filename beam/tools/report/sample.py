@@ -65,13 +65,20 @@ class ReportSample:
     complete: bool = False
 
 
+UNLABELED = "(unlabeled)"  # the one "label" of an unlabeled dataset, under which the report shows examples
+
+
 def label_key(example: AudioExample) -> str:
-    """The label as dataset.json's `labels.counts` spells it (the name, or the integer as text)."""
-    return example.label_name if example.label_name is not None else str(example.label)
+    """The label as dataset.json's `labels.counts` spells it (the name, or the integer as text); for
+    multi-label examples the first of their labels, for unlabeled ones UNLABELED."""
+    keys = example.label_keys
+    return keys[0] if keys else UNLABELED
 
 
 def label_order(info: DatasetInfo) -> list[str]:
     """Labels in the dataset's own order: `labels.names` for string labels, numeric for integers."""
+    if not info.labeled:
+        return [UNLABELED]
     if info.label_names is not None:
         return list(info.label_names)
     return sorted(info.labels.get("counts", {}), key=_int_or_text)
@@ -191,12 +198,14 @@ def _add_record(
         return f"cannot be parsed: {error}"
     if example.sample_rate <= 0 or example.num_frames <= 0:
         return f"{example.blob}: no audio ({example.num_frames} frames at {example.sample_rate} Hz)"
-    key = label_key(example)
+    keys = example.label_keys or [UNLABELED]  # a multi-label example counts under each of its labels
     duration = example.num_frames / example.sample_rate
-    sample.durations.setdefault(key, []).append(duration)
-    clips = sample.clips.setdefault(key, [])
-    if key not in wanted or len(clips) >= examples_per_label:
+    for each in keys:
+        sample.durations.setdefault(each, []).append(duration)
+    key = next((each for each in keys if each in wanted and len(sample.clips.get(each, [])) < examples_per_label), None)
+    if key is None:
         return None
+    clips = sample.clips.setdefault(key, [])
     try:
         samples = clip_samples(example, info.sample_format)
     except ValueError as error:  # fewer audio bytes than the header claims
