@@ -21,13 +21,15 @@ def train_audio_classifier(
     clip_seconds: float = 1.0,
     seed: int = 0,
 ):
-    """Trains a small log-mel convnet on the train split and evaluates every split.
+    """Trains a small log-mel convnet on the train split and evaluates every split (softmax for one label
+    per example, sigmoid per label for multi-label datasets; datasets without labels are refused).
 
     Args:
         dataset: an audioflow dataset (from ingest_audio) with one sample rate.
         model: a folder holding model.keras (takes float32 waveforms [batch, samples]) and labels.json.
-        metrics: loss and accuracy per split.
-        classification_metrics: the confusion matrix on test (else validation, else train).
+        metrics: loss and accuracy per split (multi-label: loss, binary accuracy and AUC per split, and
+            precision, recall, F1 and support per label on the evaluation split).
+        classification_metrics: the confusion matrix on test (else validation, else train); single-label only.
         epochs: passes over the train split.
         batch_size: examples per step.
         learning_rate: Adam's learning rate.
@@ -46,7 +48,12 @@ def train_audio_classifier(
     for split, values in result.metrics.items():
         for name, value in values.items():
             metrics.log_metric(f"{split}_{name}", value)
-    classification_metrics.log_confusion_matrix(result.label_names, result.confusion_matrix)
+    if result.multi_label:  # per-label metrics on the evaluation split; a confusion matrix is for one label
+        for label, values in result.per_label_metrics.items():
+            for name, value in values.items():
+                metrics.log_metric(f"{result.confusion_split}_{name}_{label}", value)
+    else:
+        classification_metrics.log_confusion_matrix(result.label_names, result.confusion_matrix)
     model.metadata.update(
         {
             "framework": "keras",
@@ -55,5 +62,6 @@ def train_audio_classifier(
             "sample_rate": result.sample_rate,
             "num_samples": result.num_samples,
             "evaluated_on": result.confusion_split,
+            "multi_label": result.multi_label,
         }
     )

@@ -3,6 +3,10 @@
 The log-mel front end is a Keras layer inside the model, so the saved model takes raw waveforms
 (float32, [batch, samples]) and nothing about feature extraction can drift between training and
 serving. Data comes through the dataset reader API, like any user's training code would.
+
+Single-label datasets train a softmax classifier (one logit per class, a confusion matrix);
+multi-label datasets train independent sigmoid outputs, with precision, recall and F1 per label.
+Datasets without labels (unlabeled audio, text targets) are refused before anything is loaded.
 """
 
 from __future__ import annotations
@@ -44,6 +48,23 @@ class TrainingResult:
     model_file: str = ""
     sample_rate: int = 0
     num_samples: int = 0
+    multi_label: bool = False
+    # Multi-label: {label: {precision, recall, f1, support}} on the evaluation split, at threshold 0.5.
+    per_label_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _check_trainable(dataset: str, info: DatasetInfo) -> None:
+    """Refuses a dataset without labels, saying what it holds instead."""
+    if info.labeled:
+        return
+    content = info.content or {}
+    holds = "text targets (transcripts) and no labels" if content.get("text") else "unlabeled audio"
+    extra = [name for name in (content.get("columns") or {})]
+    kept = f", with the kept columns {extra}" if extra else ""
+    raise DatasetError(
+        f"{dataset} holds {holds}{kept} ({info.num_examples} examples): this step trains a classifier and "
+        "needs a label column (ingest a manifest with label or labels, or pass --label-column)"
+    )
 
 
 def _label_names(info: DatasetInfo) -> list[str]:
@@ -56,19 +77,49 @@ def _label_names(info: DatasetInfo) -> list[str]:
 
 
 def _waveforms(
-    dataset: str, split: str, info: DatasetInfo, num_samples: int, batch_size: int, shuffle: bool, seed: int
+    dataset: str,
+    split: str,
+    info: DatasetInfo,
+    num_samples: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_classes: int = 0,
 ):
     import tensorflow as tf
+
+    multi_label = info.multi_label
 
     def to_fixed_mono(example: dict[str, Any]):
         mono = tf.reduce_mean(example["audio"], axis=1)[:num_samples]
         padded = tf.pad(mono, [[0, num_samples - tf.shape(mono)[0]]])
+        if multi_label:  # the label indices as a multi-hot vector
+            target = tf.reduce_max(tf.one_hot(example["labels"], num_classes, dtype=tf.float32), axis=0)
+            return tf.ensure_shape(padded, [num_samples]), tf.ensure_shape(target, [num_classes])
         return tf.ensure_shape(padded, [num_samples]), example["label"]
 
     data = read_split(dataset, split, info=info).map(to_fixed_mono, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if shuffle:
         data = data.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _per_label_metrics(names: list[str], truth: Any, predicted: Any) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1 and support of each label, from [examples, labels] booleans."""
+    per_label = {}
+    for index, name in enumerate(names):
+        true, pred = truth[:, index], predicted[:, index]
+        hits = float((true & pred).sum())
+        precision = hits / pred.sum() if pred.sum() else 0.0
+        recall = hits / true.sum() if true.sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": float(true.sum()),
+        }
+    return per_label
 
 
 def build_model(num_samples: int, sample_rate: int, num_classes: int) -> Any:
@@ -103,13 +154,15 @@ def train_classifier(dataset: str, model_dir: str, config: TrainingConfig = Trai
     """Trains on `train`, evaluates every split, and saves the model and its label names in model_dir.
 
     Raises:
-        DatasetError: the dataset has no train split, no single sample rate, or unusable labels.
+        DatasetError: the dataset has no labels (unlabeled or text-only), no train split, no single
+            sample rate, or unusable labels.
     """
     import keras
     import numpy as np
     import tensorflow as tf
 
     info = load_dataset_info(dataset)
+    _check_trainable(dataset, info)
     rate = info.audio.get("sample_rate")
     if not rate:
         raise DatasetError(
@@ -122,35 +175,52 @@ def train_classifier(dataset: str, model_dir: str, config: TrainingConfig = Trai
     names = _label_names(info)
     num_samples = round(config.clip_seconds * rate)
     model = build_model(num_samples, rate, len(names))
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    if info.multi_label:
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        metrics: list[Any] = [
+            keras.metrics.BinaryAccuracy(name="binary_accuracy", threshold=0.0),  # logits: 0 is p = 0.5
+            keras.metrics.AUC(name="auc", multi_label=True, num_labels=len(names), from_logits=True),
+        ]
+    else:
+        loss, metrics = keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=metrics)
     splits = {name: s for name, s in info.splits.items() if s.num_examples > 0}
     data = {
-        name: _waveforms(dataset, name, info, num_samples, config.batch_size, name == "train", config.seed)
+        name: _waveforms(
+            dataset, name, info, num_samples, config.batch_size, name == "train", config.seed, num_classes=len(names)
+        )
         for name in splits
     }
     validation = data.get("validation")
     model.fit(data["train"], epochs=config.epochs, validation_data=validation, verbose=2)
 
-    result = TrainingResult(label_names=names, sample_rate=rate, num_samples=num_samples)
+    result = TrainingResult(label_names=names, sample_rate=rate, num_samples=num_samples, multi_label=info.multi_label)
     for name, split_data in data.items():
-        loss, accuracy = model.evaluate(split_data, verbose=0)
-        result.metrics[name] = {"loss": float(loss), "accuracy": float(accuracy)}
+        values = model.evaluate(split_data, verbose=0, return_dict=True)
+        result.metrics[name] = {key: float(value) for key, value in values.items()}
     result.confusion_split = next(s for s in ("test", "validation", "train") if s in data)
     truth, predicted = [], []
     for waveforms, labels in data[result.confusion_split]:
-        truth.extend(labels.numpy().tolist())
-        predicted.extend(np.argmax(model(waveforms, training=False), axis=1).tolist())
-    matrix = tf.math.confusion_matrix(truth, predicted, num_classes=len(names)).numpy()
-    result.confusion_matrix = matrix.astype(int).tolist()
+        logits = model(waveforms, training=False)
+        if info.multi_label:
+            truth.append(labels.numpy() > 0.5)
+            predicted.append(np.asarray(logits) > 0.0)
+        else:
+            truth.extend(labels.numpy().tolist())
+            predicted.extend(np.argmax(logits, axis=1).tolist())
+    if info.multi_label:
+        result.per_label_metrics = _per_label_metrics(names, np.concatenate(truth), np.concatenate(predicted))
+    else:
+        matrix = tf.math.confusion_matrix(truth, predicted, num_classes=len(names)).numpy()
+        result.confusion_matrix = matrix.astype(int).tolist()
 
     os.makedirs(model_dir, exist_ok=True)
     result.model_file = os.path.join(model_dir, MODEL_FILE)
     model.save(result.model_file)
+    described: dict[str, Any] = {"label_names": names, "sample_rate": rate, "num_samples": num_samples}
+    if info.multi_label:
+        described.update(multi_label=True, output="logits: apply a sigmoid per label; p > 0.5 means present")
     with open(os.path.join(model_dir, LABELS_FILE), "w") as handle:
-        json.dump({"label_names": names, "sample_rate": rate, "num_samples": num_samples}, handle, indent=2)
+        json.dump(described, handle, indent=2)
     _LOGGER.info("trained: %s", json.dumps(result.metrics))
     return result
