@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 _LABEL_NAMES = ("label", "labels", "class", "classname", "target", "category", "positivelabels", "tags")
-_BLOB_NAMES = ("blobname", "blob", "path", "file", "filename", "filepath", "audio", "audiopath", "uri", "name")
+_BLOB_NAMES = ("blobname", "blob", "path", "file", "filename", "fname", "filepath", "audio", "audiopath", "uri", "name")
 _SPLIT_NAMES = ("split", "subset", "fold")
 _START_NAMES = ("start", "startseconds", "starttime", "onset")
 _END_NAMES = ("end", "endseconds", "endtime", "offset")

@@ -84,3 +84,40 @@ def expected_int16(path: Path) -> np.ndarray:
         as_float, _ = sf.read(path, dtype="float32", always_2d=True)
         return np.clip(np.round(as_float * 32768.0), -32768, 32767).astype("<i2")
     return sf.read(path, dtype="int16", always_2d=True)[0]
+
+
+def tone_bursts(rate: int, seconds: float, bursts: list[tuple[float, float, float]], channels: int = 1) -> np.ndarray:
+    """Quiet noise with sine bursts (start s, end s, Hz) at known offsets, shape [frames, channels]."""
+    frames = round(rate * seconds)
+    signal = 0.01 * np.random.default_rng(5).standard_normal(frames)
+    t = np.arange(frames) / rate
+    for start, end, hz in bursts:
+        span = slice(round(start * rate), round(end * rate))
+        signal[span] += 0.5 * np.sin(2 * np.pi * hz * t[span])
+    return np.repeat(signal[:, np.newaxis], channels, axis=1).astype(np.float32)
+
+
+def write_bursts(path: Path, rate: int, seconds: float, bursts: list[tuple[float, float, float]], subtype: str) -> Path:
+    """A file of tone_bursts. MP3s are variable-bitrate (compression level 0.9), the case where
+    libsndfile's MPEG seek goes wrong."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    level = {"compression_level": 0.9} if subtype == "MPEG_LAYER_III" else {}
+    with sf.SoundFile(path, "w", rate, 1, subtype=subtype, **level) as audio_file:
+        audio_file.write(tone_bursts(rate, seconds, bursts))
+    return path
+
+
+def dominant_hz(samples: np.ndarray, rate: int) -> float:
+    """The strongest frequency of a mono or multichannel clip."""
+    mono = samples.astype(np.float64).reshape(samples.shape[0], -1).mean(axis=1)
+    spectrum = np.abs(np.fft.rfft(mono * np.hanning(len(mono))))
+    return float(np.fft.rfftfreq(len(mono), 1 / rate)[int(np.argmax(spectrum))])
+
+
+# (extension, subtype) of the four containers segments are tested in.
+LONG_FORMATS: list[tuple[str, str]] = [
+    ("wav", "PCM_16"),
+    ("flac", "PCM_16"),
+    ("ogg", "VORBIS"),
+    ("mp3", "MPEG_LAYER_III"),
+]
