@@ -226,11 +226,15 @@ def index_command(dataset: str) -> None:
 @main.command("demo-data")
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--clips-per-class", type=int, default=40, show_default=True)
-def demo_data(folder: str, clips_per_class: int) -> None:
+@click.option("--multi-label", is_flag=True, help="Mixed clips labelled with every sound they hold (labels column).")
+def demo_data(folder: str, clips_per_class: int, multi_label: bool) -> None:
     """Generate a small labelled demo dataset (audio + labels.csv) in FOLDER."""
-    from audioflow.beam.tools.demo_data import make_demo_data
+    from audioflow.beam.tools.demo_data import make_demo_data, make_multi_label_demo_data
 
-    click.echo(make_demo_data(folder, clips_per_class))
+    if multi_label:
+        click.echo(make_multi_label_demo_data(folder, clips_per_class * 3))
+    else:
+        click.echo(make_demo_data(folder, clips_per_class))
 
 
 if __name__ == "__main__":

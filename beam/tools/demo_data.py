@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-__all__ = ["CLASSES", "make_demo_data"]
+__all__ = ["CLASSES", "make_demo_data", "make_multi_label_demo_data"]
 
 CLASSES = ("hum", "whistle", "noise")
 _FORMATS = (("wav", "PCM_16"), ("flac", "PCM_16"), ("ogg", "VORBIS"), ("wav", "FLOAT"))
@@ -57,5 +57,33 @@ def make_demo_data(folder: str | Path, clips_per_class: int = 40, seed: int = 0)
     with manifest.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["Label", "Blob Name"])
+        writer.writerows(rows)
+    return manifest
+
+
+def make_multi_label_demo_data(folder: str | Path, clips: int = 120, seed: int = 0) -> Path:
+    """Clips holding one, two or all three sounds mixed, labelled with every sound they hold: a
+    `labels` column of comma-separated names (ingest with --label-separator ','). Returns the manifest.
+
+    Each sound is present with probability one half (at least one per clip), so a classifier has to
+    detect each sound on its own: what sigmoid outputs learn.
+    """
+    folder = Path(folder)
+    audio_dir = folder / "audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[str, str]] = []
+    for index in range(clips):
+        present = [kind for kind in CLASSES if rng.random() < 0.5] or [CLASSES[index % len(CLASSES)]]
+        rate = _RATES[index % len(_RATES)]
+        seconds = rng.uniform(0.9, 1.4)
+        mixed = sum(_clip(kind, rate, seconds, rng) for kind in present) / len(present)
+        name = f"mix-{index:04d}.flac"
+        sf.write(audio_dir / name, mixed, rate, subtype="PCM_16")
+        rows.append((",".join(present), f"audio/{name}"))
+    manifest = folder / "labels.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["labels", "path"])
         writer.writerows(rows)
     return manifest

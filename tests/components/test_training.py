@@ -107,3 +107,48 @@ def test_refuses_a_dataset_without_a_train_split(demo_manifest, tmp_path):
     with pytest.raises(DatasetError, match="has no training examples"):
         train_classifier(str(tmp_path / "eval-only"), str(tmp_path / "model"), CONFIG)
     assert not (tmp_path / "model").exists()
+
+
+@pytest.fixture(scope="module")
+def multi_label_dataset(tmp_path_factory) -> tuple[Path, DatasetInfo]:
+    from audioflow.beam.tools.demo_data import make_multi_label_demo_data
+
+    folder = tmp_path_factory.mktemp("multi-label")
+    manifest = make_multi_label_demo_data(folder / "source", clips=24)
+    info = _ingest(manifest, folder / "dataset", sample_rate=16000, mono=True, splits="train=0.6,test=0.4",
+                   label_separator=",")  # fmt: skip
+    assert info.multi_label and info.labels["names"] == ["hum", "noise", "whistle"]
+    return folder / "dataset", info
+
+
+def test_multi_label_trains_sigmoid_outputs_with_per_label_metrics(multi_label_dataset, tmp_path):
+    import keras
+
+    folder, info = multi_label_dataset
+    result = train_classifier(str(folder), str(tmp_path / "model"), CONFIG)
+    assert result.multi_label and result.label_names == ["hum", "noise", "whistle"]
+    assert all(set(values) == {"loss", "binary_accuracy", "auc"} for values in result.metrics.values())
+    assert result.confusion_split == "test" and result.confusion_matrix == []
+    assert set(result.per_label_metrics) == {"hum", "noise", "whistle"}
+    for name, values in result.per_label_metrics.items():
+        assert set(values) == {"precision", "recall", "f1", "support"}
+        assert values["support"] == info.splits["test"].label_counts.get(name, 0)  # each example once per label
+        assert all(0.0 <= values[key] <= 1.0 for key in ("precision", "recall", "f1"))
+    labels = json.loads((tmp_path / "model" / LABELS_FILE).read_text())
+    assert labels["multi_label"] is True and labels["label_names"] == result.label_names
+    model = keras.saving.load_model(tmp_path / "model" / MODEL_FILE)
+    assert tuple(model(np.zeros((2, 4000), dtype=np.float32), training=False).shape) == (2, 3)
+
+
+def test_refuses_unlabeled_and_text_only_datasets_saying_what_they_hold(demo_manifest, tmp_path):
+    audio = demo_manifest.parent
+    rows = [line.split(",")[1] for line in demo_manifest.read_text().splitlines()[1:6]]
+    (tmp_path / "list.csv").write_text("path\n" + "\n".join(rows) + "\n")
+    _ingest(tmp_path / "list.csv", tmp_path / "unlabeled", audio_root=str(audio), sample_rate=16000)
+    with pytest.raises(DatasetError, match=r"holds unlabeled audio \(\d+ examples\): this step trains a classifier"):
+        train_classifier(str(tmp_path / "unlabeled"), str(tmp_path / "model"), CONFIG)
+    (tmp_path / "text.csv").write_text("path,sentence,speaker\n" + "".join(f"{r},hello,s1\n" for r in rows))
+    _ingest(tmp_path / "text.csv", tmp_path / "text", audio_root=str(audio), sample_rate=16000, keep_columns="speaker")
+    with pytest.raises(DatasetError, match=r"holds text targets \(transcripts\) and no labels, with the kept columns"):
+        train_classifier(str(tmp_path / "text"), str(tmp_path / "model"), CONFIG)
+    assert not (tmp_path / "model").exists()
