@@ -44,8 +44,10 @@ class RecordPlan:
         return parse_span(planned.row.start, planned.row.end)
 
     def is_plain(self, planned: PlannedRow) -> bool:
-        """A whole file, one record: the original path (decode_audio), byte-identical records."""
-        return self.windows is None and self.span(planned) is None
+        """A whole file, one record, in a manifest without segment columns: the original path
+        (decode_audio), byte-identical records. In a manifest of segments, every record says where it
+        lies, a whole-file row's too."""
+        return self.windows is None and planned.row.start is None
 
     def extra_features(self, planned: PlannedRow) -> dict[str, Any]:
         """AudioExample fields beyond audio and the single label, as the manifest asks for them."""
@@ -64,7 +66,6 @@ class RecordPlan:
             return WindowRecords(planned, self, loaded_type)
         row, uri = planned.row, planned.uri
         span = self.span(planned)
-        assert span is not None
         try:
             with _open(uri) as source:
                 decoded = decode_span(source, self.audio, span, name=uri, max_source_duration=self.max_source_duration)

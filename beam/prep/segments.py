@@ -264,11 +264,12 @@ def _opened(source: str | bytes | BinaryIO) -> str | BinaryIO:
 def decode_span(
     source: str | bytes | BinaryIO,
     options: AudioOptions,
-    span: Span,
+    span: Span | None,
     name: str = "",
     max_source_duration: float | None = None,
 ) -> DecodedSpan:
-    """Decodes only `span` of a file (a path, its bytes, or a seekable binary stream).
+    """Decodes only `span` of a file (a path, its bytes, or a seekable binary stream); None is the
+    whole file (a row without times in a manifest of segments: its record still says where it lies).
 
     An end past the end of the file ends the segment with the file (`clipped`); a start at or past it
     is a `bad_segment`. `options.max_duration` limits the segment, `max_source_duration` the file.
@@ -279,18 +280,18 @@ def decode_span(
     try:
         with sf.SoundFile(_opened(source)) as audio_file:
             checked = _check_source(audio_file, options, name, max_source_duration)
-            start, end = span.frames(checked.rate)
+            start, end = (0, checked.frames) if span is None else span.frames(checked.rate)
             if start >= checked.frames:
                 raise AudioRejected(
                     "bad_segment",
-                    f"{name}: the segment starts at {float(span.start):g} s (frame {start}), at or past the end "
+                    f"{name}: the segment starts at {start / checked.rate:g} s (frame {start}), at or past the end "
                     f"of the file ({checked.frames} frames, {checked.frames / checked.rate:g} s)",
                 )
             clipped = end > checked.frames
             end = min(end, checked.frames)
             if end <= start:
                 raise AudioRejected(
-                    "bad_segment", f"{name}: the segment {span.key()} s is shorter than one frame at {checked.rate} Hz"
+                    "bad_segment", f"{name}: the segment is shorter than one frame at {checked.rate} Hz"
                 )
             if options.max_duration is not None and (end - start) / checked.rate > options.max_duration:
                 raise AudioRejected(

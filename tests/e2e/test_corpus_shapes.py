@@ -347,3 +347,14 @@ def test_a_single_label_whole_file_dataset_is_byte_identical_to_version_1(tmp_pa
         info = ingest(tmp_path / f"{name}.csv", output, audio_root=str(audio))
         assert info.format_version == 1 and "multi_label" not in info.labels
         assert hashlib.sha256((output / "train-00000-of-00001.tfrecord").read_bytes()).hexdigest() == digest
+
+
+def test_a_whole_file_row_among_segments_says_where_it_lies(recordings, tmp_path):
+    rows = [["file", "start", "end"], ["site.ogg", "", ""], ["site.flac", "1", "2"]]
+    output = tmp_path / "out"
+    ingest(write_csv(tmp_path / "m.csv", rows), output, audio_root=str(recordings), sample_rate=8000)
+    examples = {e["blob"]: e for e in read_split(str(output), "train").as_numpy_iterator()}  # every feature present
+    whole, segment = examples[b"site.ogg"], examples[b"site.flac"]
+    assert (whole["segment_start"], whole["segment_end"], whole["source_sample_rate"]) == (0, 30 * RATE, RATE)
+    assert whole["num_frames"] == 30 * 8000 and whole["sample_rate"] == 8000
+    assert (segment["segment_start"], segment["segment_end"], segment["num_frames"]) == (RATE, 2 * RATE, 8000)
