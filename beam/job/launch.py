@@ -123,6 +123,13 @@ def check_manifest(options: IngestOptions) -> None:
         raise ManifestError(
             f"manifest {options.manifest} has a header and no data rows; pass --allow-empty to write an empty dataset"
         )
+    if columns.label is None and columns.unused:
+        # Unlabeled audio is a list of files; a column nobody reads is more likely a misnamed label.
+        raise ManifestError(
+            f"manifest {options.manifest} has no label column, and these columns are not used: "
+            f"{', '.join(columns.unused)}. Name the label column with --label-column, keep the others "
+            "with --keep-columns, or leave only the audio column to ingest unlabeled audio"
+        )
     if columns.label is None:
         _LOGGER.info("the manifest has no label column: the audio is ingested unlabeled")
     if columns.unused:

@@ -326,6 +326,10 @@ def test_a_header_without_rows_is_refused_unless_allowed_and_missing_columns_bef
     with pytest.raises(ManifestError, match="no --keep-columns column 'age'"):
         ingest(rows, tmp_path / "no-column", keep_columns="age")
     assert not (tmp_path / "no-group").exists() and not (tmp_path / "no-column").exists()
+    misnamed = write_csv(tmp_path / "misnamed.csv", [["lable", "path"], ["1", "a.wav"]])
+    with pytest.raises(ManifestError, match="has no label column, and these columns are not used: lable"):
+        ingest(misnamed, tmp_path / "misnamed")  # not silently unlabeled
+    assert not (tmp_path / "misnamed").exists()
 
 
 # The shards version 1 of audioflow wrote for this input (sha256), before any of the above existed.
