@@ -246,10 +246,17 @@ def encode_example(example: AudioExample) -> bytes:
     return b"".join([_length_delimited(0x0A, features_len), *entries])
 
 
-def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
+# Parsing walks the bytes by position: no memoryview slices and no generators, since this runs once
+# per record in every reader (random access included) and Python call overhead dominates it.
+
+
+def _varint_at(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(value, next position) of the varint at `pos`."""
+    if pos < end and buf[pos] < 0x80:  # most varints here are one byte: tags and short lengths
+        return buf[pos], pos + 1
     result = shift = 0
     while True:
-        if pos >= len(buf):
+        if pos >= end:
             raise ValueError("truncated varint")
         byte = buf[pos]
         pos += 1
@@ -261,70 +268,106 @@ def _read_varint(buf: memoryview, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _fields(buf: memoryview):
-    """Yields (field number, wire type, int or memoryview) for each field of a message."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _read_varint(buf, pos)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, pos = _read_varint(buf, pos)
-        elif wire_type == 2:
-            length, pos = _read_varint(buf, pos)
-            if pos + length > len(buf):
-                raise ValueError("truncated field")
-            value, pos = buf[pos : pos + length], pos + length
-        elif wire_type == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire_type == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
+def _field_at(buf: bytes, pos: int, end: int) -> tuple[int, int, int, int]:
+    """The field at `pos`: (number, wire type, a, b). For a varint a is its value and b the next
+    position; for the other wire types [a, b) is the value's byte range, and b the next position."""
+    key = buf[pos]  # callers loop while pos < end; one-byte varints are read inline
+    if key < 0x80:
+        pos += 1
+    else:
+        key, pos = _varint_at(buf, pos, end)
+    wire_type = key & 7
+    if wire_type == 2:
+        if pos < end and buf[pos] < 0x80:
+            length, pos = buf[pos], pos + 1
         else:
-            raise ValueError(f"unsupported wire type {wire_type}")
-        if pos > len(buf):
-            raise ValueError("truncated field")
-        yield number, wire_type, value
+            length, pos = _varint_at(buf, pos, end)
+        stop = pos + length
+    elif wire_type == 0:
+        value, stop = _varint_at(buf, pos, end)
+        return key >> 3, 0, value, stop
+    elif wire_type == 1:
+        stop = pos + 8
+    elif wire_type == 5:
+        stop = pos + 4
+    else:
+        raise ValueError(f"unsupported wire type {wire_type}")
+    if stop > end:
+        raise ValueError("truncated field")
+    return key >> 3, wire_type, pos, stop
 
 
 def _signed(raw: int) -> int:
     return raw - (1 << 64) if raw >= 1 << 63 else raw
 
 
-def _int64_values(wire_type: int, value: Any) -> list[int]:
-    if wire_type == 0:
-        return [_signed(value)]
-    if wire_type != 2:
-        raise ValueError("int64 list with a bad wire type")
-    values, pos = [], 0
-    while pos < len(value):
-        raw, pos = _read_varint(value, pos)
-        values.append(_signed(raw))
-    return values
-
-
-def _float_values(wire_type: int, value: Any) -> list[float]:
-    if wire_type not in (2, 5) or len(value) % 4:
-        raise ValueError("float list with a bad wire type or length")
-    return [float(v) for v in struct.unpack(f"<{len(value) // 4}f", bytes(value))]
-
-
-def _decode_feature(buf: memoryview) -> tuple[str, list[Any]]:
-    """A Feature as (wire type name, its values)."""
-    for kind, _, list_buf in _fields(buf):
+def _decode_feature(buf: bytes, start: int, stop: int) -> tuple[str, list[Any]]:
+    """The Feature in buf[start:stop] as (wire type name, its values)."""
+    pos = start
+    while pos < stop:
+        kind, wire_type, list_start, list_stop = _field_at(buf, pos, stop)
+        pos = list_stop
+        if wire_type != 2 or kind not in (1, 2, 3):
+            continue
         values: list[Any] = []
-        if kind == 1:
-            values = [bytes(value) for number, _, value in _fields(list_buf) if number == 1]
-            return "bytes", values
-        if kind == 2:
-            for number, wire_type, value in _fields(list_buf):
-                if number == 1:
-                    values += _float_values(wire_type, value)
-            return "float32", values
-        if kind == 3:
-            for number, wire_type, value in _fields(list_buf):
-                if number == 1:
-                    values += _int64_values(wire_type, value)
-            return "int64", values
+        item = list_start
+        while item < list_stop:
+            number, item_wire, a, b = _field_at(buf, item, list_stop)
+            item = b
+            if number != 1:
+                continue
+            if kind == 1:
+                if item_wire != 2:
+                    raise ValueError("bytes list with a bad wire type")
+                values.append(buf[a:b])
+            elif kind == 3:
+                if item_wire == 0:
+                    values.append(_signed(a))
+                elif item_wire == 2:
+                    packed = a
+                    while packed < b:
+                        raw, packed = _varint_at(buf, packed, b)
+                        values.append(_signed(raw))
+                else:
+                    raise ValueError("int64 list with a bad wire type")
+            else:
+                if item_wire not in (2, 5) or (b - a) % 4:
+                    raise ValueError("float list with a bad wire type or length")
+                values += struct.unpack_from(f"<{(b - a) // 4}f", buf, a)
+        return ("bytes", "float32", "int64")[kind - 1], values
     raise ValueError("empty or unsupported feature")
+
+
+def _features(data: bytes) -> dict[str, tuple[str, list[Any]]]:
+    """Example{1: Features{1: map<string, Feature>}} as {name: (wire type name, values)}."""
+    buf = data if isinstance(data, bytes) else bytes(data)
+    end = len(buf)
+    features: dict[str, tuple[str, list[Any]]] = {}
+    pos = 0
+    while pos < end:
+        number, wire_type, start, pos = _field_at(buf, pos, end)
+        if number != 1 or wire_type != 2:
+            continue
+        entry = start
+        while entry < pos:
+            _, entry_wire, entry_start, entry_stop = _field_at(buf, entry, pos)
+            entry = entry_stop
+            if entry_wire != 2:
+                raise ValueError("a feature map entry is not a message")
+            key = value = None
+            inner = entry_start
+            while inner < entry_stop:
+                inner_number, inner_wire, a, b = _field_at(buf, inner, entry_stop)
+                inner = b
+                if inner_wire != 2:
+                    continue
+                if inner_number == 1:
+                    key = buf[a:b].decode()
+                elif inner_number == 2:
+                    value = _decode_feature(buf, a, b)
+            if key is not None and value is not None:
+                features[key] = value
+    return features
 
 
 def _scalar(features: dict[str, tuple[str, list[Any]]], name: str, kind: str, required: bool = True) -> Any:
@@ -364,19 +407,7 @@ def decode_example(data: bytes) -> AudioExample:
     Raises:
         ValueError: if the bytes are not a record of this format (missing or mistyped feature).
     """
-    features: dict[str, tuple[str, list[Any]]] = {}
-    for number, _, features_buf in _fields(memoryview(data)):
-        if number != 1:
-            continue
-        for _, _, entry in _fields(features_buf):
-            key, value = None, None
-            for entry_number, _, entry_value in _fields(entry):
-                if entry_number == 1:
-                    key = bytes(entry_value).decode()
-                elif entry_number == 2:
-                    value = _decode_feature(entry_value)
-            if key is not None and value is not None:
-                features[key] = value
+    features = _features(data)
     audio = _scalar(features, "audio", "bytes")
     sample_rate = _scalar(features, "sample_rate", "int64")
     num_channels = _scalar(features, "num_channels", "int64")
