@@ -133,9 +133,8 @@ def run_template_step(
         AudioflowError: Dataflow refused the launch, or the job did not end in JOB_STATE_DONE.
         TooManyRejectedError: as in "beam" mode.
     """
+    from audioflow.beam.job.dataflow_jobs import DataflowJobs, cancel_on_sigterm
     from audioflow.beam.job.template import (
-        DataflowJobs,
-        cancel_on_sigterm,
         options_from_parameters,
         parameters_from_values,
         split_launch_args,

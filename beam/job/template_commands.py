@@ -48,7 +48,8 @@ def run(ctx: click.Context, path: str, params: tuple[str, ...], job_name: str | 
     to the launch request's environment; any other Beam option travels in the beam_args parameter.
     """
     from audioflow.beam.job.beam_args import dataflow_args_from_env
-    from audioflow.beam.job.template import DataflowJobs, options_from_parameters, split_launch_args
+    from audioflow.beam.job.dataflow_jobs import DataflowJobs
+    from audioflow.beam.job.template import options_from_parameters, split_launch_args
 
     parameters: dict[str, str] = {}
     for param in params:

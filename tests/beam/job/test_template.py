@@ -19,10 +19,10 @@ from audioflow.beam.cli import main as cli_main
 from audioflow.beam.errors import AudioflowError, SettingsError
 from audioflow.beam.job import template
 from audioflow.beam.job.beam_args import complete_remote_args
+from audioflow.beam.job.dataflow_jobs import DataflowJobs
 from audioflow.beam.job.template import (
     IMAGE_BEAM_LABEL,
     TEMPLATE_PARAMETERS,
-    DataflowJobs,
     beam_version,
     build_spec,
     check_image_beam_version,
