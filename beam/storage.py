@@ -1,11 +1,13 @@
 """Small file operations on any Beam filesystem (local paths and gs:// alike).
 
-`stat_object`/`stat_size` and `read_bytes` are the ingest job's per-file reads of remote audio. For
-gs:// they talk to Cloud Storage with google-cloud-storage directly: Beam's gs:// filesystem builds
-a new client (a new connection) for every call and fetches the object's metadata again on open.
-Here a stat is one metadata GET and a read one media GET, on a storage client made once per thread
-with the credentials, project and retry policy Beam's GcsIO would use (so STORAGE_EMULATOR_HOST and
-GOOGLE_APPLICATION_CREDENTIALS work as before). Other schemes (s3://, local paths...) go through
+`read_bytes` is the ingest job's one request per remote audio file. For gs:// it talks to Cloud
+Storage directly: Beam's gs:// filesystem builds a new client (a new connection) for every call and
+fetches the object's metadata again on open. Here a read is one streamed media GET whose response
+headers carry the object's size and generation, so a read can be checked against what a listing
+said, and an object over the size limit is refused before its body is read. It runs on a storage
+client made once per thread with the credentials, project and retry policy Beam's GcsIO would use
+(so STORAGE_EMULATOR_HOST and GOOGLE_APPLICATION_CREDENTIALS work as before). `stat_object` is one
+metadata GET, for objects no listing covered. Other schemes (s3://, local paths...) go through
 Beam's FileSystems.
 """
 
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -25,6 +28,7 @@ from google.api_core.exceptions import (
     NotFound,
     PreconditionFailed,
     RequestRangeNotSatisfiable,
+    from_http_response,
 )
 
 from audioflow.beam.errors import DatasetError
@@ -34,9 +38,11 @@ __all__ = [
     "INCOMPLETE_SUFFIX",
     "ObjectChangedError",
     "ObjectStat",
+    "ObjectTooLargeError",
     "RemoteStorageError",
     "delete_if_exists",
     "delete_tree",
+    "gcs_client",
     "list_names",
     "load_dataset_info",
     "read_bytes",
@@ -57,7 +63,16 @@ class RemoteStorageError(OSError):
 
 
 class ObjectChangedError(RemoteStorageError):
-    """The object is not the one that was stat()ed: replaced, truncated or grown in between."""
+    """The object is not the one that was listed or stat()ed: replaced, truncated or grown in between."""
+
+
+class ObjectTooLargeError(RemoteStorageError):
+    """The object is over the size limit; found from a response's headers, before its body was read."""
+
+    def __init__(self, uri: str, size: int | None, limit: int):
+        has = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+        super().__init__(f"{uri} has {has}, over --max-file-size {limit}")
+        self.size, self.limit = size, limit
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,7 @@ class ObjectStat:
 
 
 class _Clients(threading.local):
-    pid = -1
+    made_for: tuple[int, str | None] = (-1, None)  # (process, emulator address) the client was made for
     client: Any = None
     retry: Any = None
 
@@ -77,21 +92,23 @@ class _Clients(threading.local):
 _CLIENTS = _Clients()
 
 
-def _gcs() -> tuple[Any, Any]:
+def gcs_client() -> tuple[Any, Any]:
     """This thread's storage client and retry policy, made as Beam's GcsIO makes them.
 
     One client per thread (and per process: a forked worker makes its own) keeps its connection
     open between files, and no client is shared between threads (google-cloud-storage does not
     promise that a client is thread-safe). Making one reads the credentials but sends no request.
+    A client is made again if STORAGE_EMULATOR_HOST changed since (a test moving between emulators).
     """
-    if _CLIENTS.client is None or _CLIENTS.pid != os.getpid():
+    made_for = (os.getpid(), os.environ.get("STORAGE_EMULATOR_HOST"))
+    if _CLIENTS.client is None or _CLIENTS.made_for != made_for:
         from apache_beam.io.gcp import gcsio, gcsio_retry
         from apache_beam.options.pipeline_options import PipelineOptions
 
         options = FileSystems._pipeline_options or PipelineOptions()  # what Beam's gs:// filesystem uses
         _CLIENTS.client = gcsio.create_storage_client(options)
         _CLIENTS.retry = gcsio_retry.get_retry(options)
-        _CLIENTS.pid = os.getpid()
+        _CLIENTS.made_for = made_for
     return _CLIENTS.client, _CLIENTS.retry
 
 
@@ -121,7 +138,7 @@ def stat_object(uri: str) -> ObjectStat:
     if not uri.startswith("gs://"):
         return ObjectStat(FileSystems.get_filesystem(uri).metadata(uri).size_in_bytes)
     bucket, name = _split_gcs(uri)
-    client, retry = _gcs()
+    client, retry = gcs_client()
     try:
         blob = client.bucket(bucket).get_blob(name, retry=retry)
     except NotFound:  # get_blob answers None for a missing object; a missing bucket raises
@@ -138,27 +155,35 @@ def stat_size(uri: str) -> int:
     return stat_object(uri).size
 
 
-def read_bytes(uri: str, expected_size: int | None = None, generation: int | None = None) -> bytes:
-    """The whole content of one object or file, checked against what a stat said.
+def read_bytes(
+    uri: str, expected_size: int | None = None, generation: int | None = None, *, max_size: int | None = None
+) -> bytes:
+    """The whole content of one object or file, checked against what a listing or stat said.
 
-    gs:// costs one request, the media GET, made with raw_download (the stored bytes, as Beam
-    reads them: no decompressive transcoding, so the length matches the stat's size). With
-    `generation`, Cloud Storage itself refuses the read if the object has been replaced since
-    (if_generation_match). With `expected_size`, at most expected_size + 1 bytes are fetched (a
-    ranged GET), so an object replaced by a larger one can neither slip past --max-file-size nor
-    exhaust memory, and any other length is refused.
+    gs:// costs one request, the media GET. Its response headers give the object's size
+    (x-goog-stored-content-length, else Content-Range or Content-Length) and generation
+    (x-goog-generation), which are checked before the body is read: a generation or size other than
+    `generation` / `expected_size` raises ObjectChangedError, a size over `max_size` raises
+    ObjectTooLargeError, and in both cases the body is never downloaded. The GET also asks Cloud
+    Storage to refuse another generation (ifGenerationMatch) and to send at most expected_size + 1
+    bytes (a range), for servers that do not say the size. The bytes are the stored ones, as Beam
+    reads them (no decompressive transcoding), so their length is the listing's size.
 
     Raises:
         FileNotFoundError: nothing at `uri` (any more).
         ObjectChangedError: the object's generation or size is not the one given.
+        ObjectTooLargeError: the object has more than `max_size` bytes.
         RemoteStorageError: Cloud Storage refused the request, in one line.
         Exception: for other schemes, whatever Beam's FileSystems raises.
     """
     if not uri.startswith("gs://"):
+        bound = expected_size if expected_size is not None else max_size
         with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
-            data = stream.read(-1 if expected_size is None else expected_size + 1)
+            data = stream.read(-1 if bound is None else bound + 1)
+        if expected_size is None and max_size is not None and len(data) > max_size:
+            raise ObjectTooLargeError(uri, None, max_size)
     else:
-        data = _read_gcs(uri, expected_size, generation)
+        data = _read_gcs(uri, expected_size, generation, max_size)
     if expected_size is not None and len(data) != expected_size:
         raise ObjectChangedError(
             f"{uri} changed after it was listed: {expected_size} bytes then, "
@@ -167,23 +192,79 @@ def read_bytes(uri: str, expected_size: int | None = None, generation: int | Non
     return data
 
 
-def _read_gcs(uri: str, expected_size: int | None, generation: int | None) -> bytes:
-    bucket, name = _split_gcs(uri)
-    client, retry = _gcs()
-    blob = client.bucket(bucket).blob(name)
-    # Ranged only when it bounds anything: a range on an empty object is refused (416).
-    end = expected_size if expected_size else None
-    try:
-        return blob.download_as_bytes(
-            start=0 if end is not None else None,
-            end=end,
-            raw_download=True,
-            if_generation_match=generation,
-            # Cloud Storage's hash is the whole object's, so a ranged (206) answer is never checked
-            # against it: computing one would be wasted CPU (Beam's own reader does not check either).
-            checksum=None if end is not None else "auto",
-            retry=retry,
+# What a media GET may wait for a connection and between bytes (google-cloud-storage's default).
+_TIMEOUT = 60
+
+
+def _media_url(client: Any, bucket: str, name: str, generation: int | None) -> str:
+    url = f"{client.api_endpoint}/download/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
+    return url if generation is None else f"{url}&ifGenerationMatch={generation}"
+
+
+def _header_stat(response: Any) -> ObjectStat | None:
+    """The object's size and generation as a media GET's headers give them (None if they don't say)."""
+    headers = response.headers
+    generation = headers.get("x-goog-generation")
+    size: str | None = headers.get("x-goog-stored-content-length")
+    if size is None and response.status_code == 206:
+        size = headers.get("Content-Range", "").rpartition("/")[2]
+    elif size is None and "Content-Encoding" not in headers:
+        size = headers.get("Content-Length")
+    if size is None or not size.isdigit():
+        return None
+    return ObjectStat(int(size), int(generation) if generation and generation.isdigit() else None)
+
+
+def _check_headers(
+    uri: str, found: ObjectStat | None, expected_size: int | None, generation: int | None, max_size: int | None
+) -> None:
+    if found is None:
+        return
+    if generation is not None and found.generation is not None and found.generation != generation:
+        raise ObjectChangedError(
+            f"{uri} was replaced after it was listed: generation {generation} then, {found.generation} now"
         )
+    if expected_size is not None and found.size != expected_size:
+        raise ObjectChangedError(f"{uri} changed after it was listed: {expected_size} bytes then, {found.size} now")
+    if max_size is not None and found.size > max_size:
+        raise ObjectTooLargeError(uri, found.size, max_size)
+
+
+def _read_body(response: Any, bound: int | None) -> bytes:
+    """The raw (never decompressed) body, at most bound + 1 bytes of it."""
+    chunks, total = [], 0
+    while bound is None or total <= bound:
+        want = 1 << 20 if bound is None else min(1 << 20, bound + 1 - total)
+        chunk = response.raw.read(want, decode_content=False)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_gcs(uri: str, expected_size: int | None, generation: int | None, max_size: int | None) -> bytes:
+    bucket, name = _split_gcs(uri)
+    client, retry = gcs_client()
+    url = _media_url(client, bucket, name, generation)
+    bound = expected_size if expected_size is not None else max_size
+    # gzip: the stored bytes even for objects stored gzip-encoded (Cloud Storage would otherwise
+    # decompress them in transit, and the length would not be the listed size).
+    headers = {"Accept-Encoding": "gzip"}
+    if bound:  # a range bounds what is sent; a range on an empty object is refused (416)
+        headers["Range"] = f"bytes=0-{bound}"
+
+    def attempt() -> bytes:
+        # Streamed, so the headers are checked before the body; closing a response whose body was
+        # not read drops its connection instead of downloading the rest.
+        with client._http.get(url, headers=headers, stream=True, timeout=_TIMEOUT) as response:
+            if response.status_code >= 400:
+                raise from_http_response(response)
+            _check_headers(uri, _header_stat(response), expected_size, generation, max_size)
+            return _read_body(response, bound)
+
+    try:
+        return retry(attempt)()  # retries what Beam's GcsIO retries (429, 5xx, dropped connections)
     except NotFound:
         raise FileNotFoundError(uri) from None
     except PreconditionFailed:

@@ -10,4 +10,4 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-pytest_plugins: list[str] = ["gcs_emulator"]
+pytest_plugins: list[str] = ["gcs_emulator", "gcs_faithful"]

@@ -19,7 +19,7 @@ from audioflow.beam.prep.audio import AudioOptions, AudioRejected, decode_audio
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.prep.rows import PlannedRow, Rejection
-from audioflow.beam.storage import read_bytes
+from audioflow.beam.storage import ObjectTooLargeError, read_bytes
 
 __all__ = ["AudioLoader", "LoadedAudio", "WindowRecords", "load_audio"]
 
@@ -41,7 +41,7 @@ class LoadedAudio:
 
 
 def load_audio(
-    planned: PlannedRow, options: AudioOptions, plan: RecordPlan | None = None
+    planned: PlannedRow, options: AudioOptions, plan: RecordPlan | None = None, max_file_size: int | None = None
 ) -> LoadedAudio | WindowRecords | Rejection:
     """Reads, decodes and encodes one row's file; a Rejection names the line and the reason.
 
@@ -53,14 +53,16 @@ def load_audio(
     row, split, uri = planned.row, planned.split, planned.uri
     try:
         if is_remote(uri):
-            # gs://: one media GET of at most size + 1 bytes, of the generation StatFiles saw; an
-            # object replaced since raises ObjectChangedError, an `unreadable` rejection.
-            source: str | bytes = read_bytes(uri, planned.size, planned.generation)
+            # gs://: one media GET, checked against the size and generation StatFiles listed before
+            # its body is read; an object replaced since raises ObjectChangedError (`unreadable`).
+            source: str | bytes = read_bytes(uri, planned.size, planned.generation, max_size=max_file_size)
         else:
             source = uri
         decoded = decode_audio(source, options, name=uri)
     except AudioRejected as error:
         return Rejection.of(row, split, error.reason, f"line {row.line}: {error.message}")
+    except ObjectTooLargeError as error:
+        return Rejection.of(row, split, "too_large", f"line {row.line}: {error}")
     except FileNotFoundError:
         return Rejection.of(row, split, "missing", f"line {row.line}: no file at {uri}")
     except Exception as error:
@@ -112,6 +114,7 @@ class AudioLoader:
     def __init__(self, options: IngestOptions):
         self._audio = options.audio
         self._plan = RecordPlan.of(options)
+        self._max_file_size = options.max_file_size
         self._remote = is_remote(options.audio_root)
         self._concurrency = options.effective_fetch_concurrency
         self._pool = ThreadPoolExecutor(self._concurrency)
@@ -120,7 +123,7 @@ class AudioLoader:
         self._pool.shutdown(wait=False)
 
     def _load(self, planned: PlannedRow) -> LoadedAudio | WindowRecords | Rejection:
-        return load_audio(planned, self._audio, self._plan)
+        return load_audio(planned, self._audio, self._plan, self._max_file_size)
 
     def load_in_order(self, ordered: list[PlannedRow]) -> Iterator[LoadedAudio | WindowRecords | Rejection]:
         """Yields one result per row, in the order of `ordered`. A windowed row's WindowRecords is

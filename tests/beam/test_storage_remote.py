@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from apache_beam.io.filesystem import BeamIOError
@@ -24,6 +24,7 @@ from apache_beam.io.filesystem import BeamIOError
 from audioflow.beam.storage import (
     ObjectChangedError,
     ObjectStat,
+    ObjectTooLargeError,
     RemoteStorageError,
     read_bytes,
     stat_object,
@@ -143,7 +144,8 @@ def test_empty_object(gcs: EmulatedGcs, bucket: str) -> None:
 
 @pytest.mark.parametrize(
     ("replacement", "says"),
-    [(b"x" * 2000, "more than 1000"), (b"x" * 10, "10 now"), (b"", "0 now")],
+    # The media GET's headers give the new size (a server that did not say it: "more than 1000 now").
+    [(b"x" * 2000, "1000 bytes then, 2000 now"), (b"x" * 10, "1000 bytes then, 10 now"), (b"", "0 now")],
     ids=["grown", "shrunk", "emptied"],
 )
 def test_object_replaced_after_stat_is_refused(gcs: EmulatedGcs, bucket: str, replacement: bytes, says: str) -> None:
@@ -240,3 +242,126 @@ def test_local_files_go_through_beam_filesystems(tmp_path: Path) -> None:
         read_bytes(str(path), expected_size=60)
     with pytest.raises(BeamIOError):  # Beam's own error for a missing file (the pipeline then checks exists())
         stat_size(str(tmp_path / "missing.wav"))
+
+
+# One request per file: what the media GET's headers tell, on an emulator that sends them as Cloud
+# Storage does (tests/helpers/gcs_faithful.py), and on loopback servers for what no emulator does.
+
+
+@pytest.fixture(scope="module")
+def faithful_bucket(faithful_gcs) -> str:
+    with faithful_gcs.active():
+        return faithful_gcs.create_bucket(BUCKET)
+
+
+@pytest.fixture
+def faithful_counted(faithful_gcs) -> Iterator[Callable[[Callable[[], Any]], tuple[Any, dict[str, int]]]]:
+    """Like `counted`, in front of the faithful emulator."""
+    proxy = LatencyProxy(int(faithful_gcs.host.rsplit(":", 1)[1]))
+
+    def run(fn: Callable[[], Any]) -> tuple[Any, dict[str, int]]:
+        proxy.reset()
+        with faithful_gcs.active(f"http://127.0.0.1:{proxy.port}"):
+            value = in_new_thread(fn)
+        return value, dict(proxy.kinds)
+
+    try:
+        yield run
+    finally:
+        proxy.close()
+
+
+def test_a_read_is_one_request_pinned_to_the_listed_generation(faithful_gcs, faithful_bucket, faithful_counted) -> None:
+    with faithful_gcs.active():
+        uri = faithful_gcs.write_bytes(f"{faithful_bucket}/pinned/clip.wav", b"a" * 100)
+        generation = int(faithful_gcs.client.bucket(BUCKET).get_blob("pinned/clip.wav").generation)
+    data, kinds = faithful_counted(lambda: read_bytes(uri, 100, generation, max_size=1000))
+    assert data == b"a" * 100
+    assert object_requests(kinds) == {"GET /download/b/…/o/… alt=media": 1}
+    with faithful_gcs.active():
+        faithful_gcs.write_bytes(uri, b"b" * 100)  # same size, new generation
+    with pytest.raises(ObjectChangedError, match=f"replaced after it was listed \\(generation {generation}\\)"):
+        faithful_counted(lambda: read_bytes(uri, 100, generation))
+
+
+def test_an_object_over_the_limit_is_refused_from_its_headers(faithful_gcs, faithful_bucket, faithful_counted) -> None:
+    with faithful_gcs.active():
+        uri = faithful_gcs.write_bytes(f"{faithful_bucket}/large/clip.wav", os.urandom(300_000))
+    with pytest.raises(ObjectTooLargeError, match="has 300000 bytes, over --max-file-size 1000") as caught:
+        faithful_counted(lambda: read_bytes(uri, max_size=1000))
+    assert isinstance(caught.value, RemoteStorageError)
+    data, kinds = faithful_counted(lambda: read_bytes(uri, max_size=300_000))
+    assert len(data) == 300_000 and object_requests(kinds) == {"GET /download/b/…/o/… alt=media": 1}
+
+
+def test_an_emptied_object_is_refused(faithful_gcs, faithful_bucket, faithful_counted) -> None:
+    """Cloud Storage refuses a range on an empty object (416)."""
+    with faithful_gcs.active():
+        uri = faithful_gcs.write_bytes(f"{faithful_bucket}/emptied/clip.wav", b"c" * 50)
+        faithful_gcs.write_bytes(uri, b"")
+    with pytest.raises(ObjectChangedError, match="50 bytes then, 0 now"):
+        faithful_counted(lambda: read_bytes(uri, 50))
+    assert faithful_counted(lambda: read_bytes(uri, 0))[0] == b""
+
+
+class _Answering(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with `headers` and then closes the connection, without sending the body they
+    announce: a client that reads the body fails (and retries); one that stops at the headers does not."""
+
+    headers_to_send: ClassVar[dict[str, str]] = {}
+    requests: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).requests.append(self.path)
+        self.send_response(200)
+        for name, value in self.headers_to_send.items():
+            self.send_header(name, value)
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def answering(gcs: EmulatedGcs) -> Iterator[Callable[[dict[str, str], Callable[[], Any]], list[str]]]:
+    """Runs a function against a server that answers with the given headers; returns the paths it was asked."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def run(headers: dict[str, str], fn: Callable[[], Any]) -> list[str]:
+        _Answering.headers_to_send, _Answering.requests = headers, []
+        saved = os.environ["STORAGE_EMULATOR_HOST"]
+        os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            in_new_thread(fn)
+        finally:
+            os.environ["STORAGE_EMULATOR_HOST"] = saved
+        return _Answering.requests
+
+    try:
+        yield run
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_body_of_an_object_over_the_limit_is_never_read(answering) -> None:
+    ten_gb = str(10 * 1024**3)
+    headers = {"Content-Length": ten_gb, "x-goog-stored-content-length": ten_gb, "x-goog-generation": "7"}
+    with pytest.raises(ObjectTooLargeError, match=f"has {ten_gb} bytes, over --max-file-size 2147483648"):
+        answering(headers, lambda: read_bytes("gs://huge/a.wav", max_size=2 * 1024**3))
+    assert len(_Answering.requests) == 1  # refused at the headers: no body read, so no failed read to retry
+
+
+def test_a_generation_other_than_the_listed_one_is_refused_from_the_headers(answering) -> None:
+    """Cloud Storage enforces ifGenerationMatch itself (412); the headers are checked too, for servers
+    that do not, and before the body is read."""
+    headers = {"Content-Length": "100", "x-goog-stored-content-length": "100", "x-goog-generation": "8"}
+    with pytest.raises(ObjectChangedError, match="replaced after it was listed: generation 7 then, 8 now"):
+        answering(headers, lambda: read_bytes("gs://b/a.wav", 100, 7))
+    [path] = _Answering.requests
+    assert path.endswith("/download/storage/v1/b/b/o/a.wav?alt=media&ifGenerationMatch=7")
+    headers = {**headers, "x-goog-generation": "7", "x-goog-stored-content-length": "120"}
+    with pytest.raises(ObjectChangedError, match="100 bytes then, 120 now"):
+        answering(headers, lambda: read_bytes("gs://b/a.wav", 100, 7))
