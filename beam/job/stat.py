@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, TaggedOutput
 
-from audioflow.beam.gcs_listing import ListingKey, PrefixListing, listing_key, page_budget
+from audioflow.beam.gcs_listing import LISTING_PAGE_SIZE, ListingKey, PrefixListing, listing_key, page_budget
 from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import OutsideRootError, is_remote, real_path_inside
@@ -166,12 +166,13 @@ class _ListObjectsFn(beam.DoFn):
     uri listed (the listing was refused, or stopped at its page budget).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, page_size: int):
+        self._page_size = page_size
         self._pages = Metrics.counter(NAMESPACE, "listing_pages")
 
     def process(self, element: tuple[tuple[str, bool], tuple[int, str, str]]) -> Iterator[Any]:
         key, (count, first, last) = element
-        listing = PrefixListing(ListingKey(*key), first, last, page_budget(count))
+        listing = PrefixListing(ListingKey(*key), first, last, page_budget(count), self._page_size)
         try:
             for uri, stat in listing:
                 yield uri, (stat.size, stat.generation)
@@ -218,11 +219,12 @@ class StatFiles(beam.PTransform):
 
     For a gs:// audio root, rows are first sized from listings (ListingRanges, ListObjects,
     JoinListing, MatchListing) and only the rows no listing reached are stat()ed.
+    `listing_page_size` is Cloud Storage's page size; tests make it small.
     """
 
-    def __init__(self, options: IngestOptions):
+    def __init__(self, options: IngestOptions, *, listing_page_size: int = LISTING_PAGE_SIZE):
         super().__init__()
-        self._options = options
+        self._options, self._page_size = options, listing_page_size
 
     def expand(self, planned: beam.PCollection) -> Sized:
         if not self._options.audio_root.startswith("gs://"):
@@ -234,7 +236,7 @@ class StatFiles(beam.PTransform):
             | "ListingRanges" >> beam.CombinePerKey(_NameRangeFn())
             # ((prefix, recursive), (rows, first uri, last uri))
             | "ListObjects"
-            >> beam.ParDo(_ListObjectsFn())
+            >> beam.ParDo(_ListObjectsFn(self._page_size))
             .with_output_types(tuple[str, ListedStat], **{_REACHED: tuple[tuple[str, bool], Any]})
             .with_outputs(_REACHED, main="objects")
         )

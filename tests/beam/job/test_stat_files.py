@@ -16,6 +16,7 @@ from audioflow.beam.prep.paths import resolve_blob
 from audioflow.beam.prep.rows import PlannedRow, Rejection
 
 from audio_files import write_audio
+from gcs_emulator import LatencyProxy
 
 
 def test_sizes_and_rejections(pipeline, run_counting, tmp_path: Path) -> None:
@@ -76,3 +77,89 @@ def test_sizes_and_rejections(pipeline, run_counting, tmp_path: Path) -> None:
         label="Rejected",
     )
     assert run_counting(pipeline) == {"rejected_missing": 2, "rejected_too_large": 1, "rejected_outside_root": 1}
+
+
+GCS_BUCKET = "audioflow-stat-files"
+
+
+def test_gs_files_are_sized_from_listings_without_a_request_per_file(pipeline, run_counting, faithful_gcs) -> None:
+    """Three listing keys (the root's own files, d1/, d2/): three listing requests size every row, and
+    decide `missing` and `too_large`; no object is fetched or stat()ed."""
+    root = f"gs://{GCS_BUCKET}/root"
+    sizes = {"a.wav": 100, "big.wav": 5000, "d1/x.wav": 10, "d1/y.wav": 20, "d1/other.wav": 30, "d2/z.wav": 40}
+    with faithful_gcs.active():
+        faithful_gcs.create_bucket(GCS_BUCKET)
+        generations = {}
+        for name, size in sizes.items():
+            faithful_gcs.write_bytes(f"{root}/{name}", b"x" * size)
+            generations[name] = int(faithful_gcs.client.bucket(GCS_BUCKET).get_blob(f"root/{name}").generation)
+    options = build_ingest_options(manifest=f"{root}/labels.csv", output="/tmp/unused", max_file_size=1000)
+    blobs = ["a.wav", "big.wav", "d1/x.wav", "d1/missing.wav", "d2/z.wav", "nothere.wav", "d1/y.wav"]
+    rows = [gs_planned(options, line, blob) for line, blob in enumerate(blobs, start=2)]
+    sized = pipeline | beam.Create(rows) | "StatFiles" >> StatFiles(options)
+    found = [row for row in rows if row.row.blob in sizes]
+    expected = [dataclasses.replace(r, size=sizes[r.row.blob], generation=generations[r.row.blob]) for r in found]
+    assert_that(sized.rows, equal_to([row for row in expected if row.size <= 1000]), label="Sized")
+    assert_that(
+        sized.rejected,
+        equal_to(
+            [
+                Rejection.of(
+                    rows[1].row,
+                    "train",
+                    "too_large",
+                    f"line 3: {root}/big.wav has 5000 bytes, over --max-file-size 1000",
+                ),
+                Rejection.of(rows[3].row, "train", "missing", f"line 5: no file at {root}/d1/missing.wav"),
+                Rejection.of(rows[5].row, "train", "missing", f"line 7: no file at {root}/nothere.wav"),
+            ]
+        ),
+        label="Rejected",
+    )
+    proxy = LatencyProxy(int(faithful_gcs.host.rsplit(":", 1)[1]))
+    try:
+        with faithful_gcs.active(f"http://127.0.0.1:{proxy.port}"):
+            counts = run_counting(pipeline)
+    finally:
+        proxy.close()
+    assert counts == {"listing_pages": 3, "rejected_missing": 2, "rejected_too_large": 1}
+    assert {kind: n for kind, n in proxy.kinds.items() if kind != "GET /storage/v1/b/…"} == {"GET /storage/v1/b/…/o": 3}
+
+
+def test_rows_past_a_listings_page_budget_are_stat_ed(pipeline, run_counting, faithful_gcs) -> None:
+    """A key whose 3 rows are spread over 25 objects gets one page of 10 (its budget); the rows past
+    the page are stat()ed one by one, and a name the page passed without finding is missing."""
+    root = f"gs://{GCS_BUCKET}/sparse"
+    with faithful_gcs.active():
+        faithful_gcs.create_bucket(GCS_BUCKET)
+        for index in range(25):
+            faithful_gcs.write_bytes(f"{root}/d/a{index:02d}.wav", b"y" * (index + 1))
+    options = build_ingest_options(manifest=f"{root}/labels.csv", output="/tmp/unused")
+    blobs = ["d/a00.wav", "d/a05x.wav", "d/a24.wav", "d/zz.wav"]
+    rows = [gs_planned(options, line, blob) for line, blob in enumerate(blobs, start=2)]
+    sized = pipeline | beam.Create(rows) | "StatFiles" >> StatFiles(options, listing_page_size=10)
+    assert_that(
+        sized.rows | beam.Map(lambda row: (row.row.blob, row.size, row.generation is not None)),
+        equal_to([("d/a00.wav", 1, True), ("d/a24.wav", 25, True)]),
+        label="Sized",
+    )
+    assert_that(
+        sized.rejected | beam.Map(lambda rejection: (rejection.blob, rejection.reason)),
+        equal_to([("d/a05x.wav", "missing"), ("d/zz.wav", "missing")]),
+        label="Rejected",
+    )
+    proxy = LatencyProxy(int(faithful_gcs.host.rsplit(":", 1)[1]))
+    try:
+        with faithful_gcs.active(f"http://127.0.0.1:{proxy.port}"):
+            counts = run_counting(pipeline)
+    finally:
+        proxy.close()
+    assert counts == {"listing_pages": 1, "rejected_missing": 2}
+    kinds = {kind: n for kind, n in proxy.kinds.items() if kind != "GET /storage/v1/b/…"}
+    # one listing page; a24 and zz are stat()ed, one metadata GET each.
+    assert kinds == {"GET /storage/v1/b/…/o": 1, "GET /storage/v1/b/…/o/…": 2}
+
+
+def gs_planned(options, line: int, blob: str) -> PlannedRow:
+    uri = resolve_blob(options.audio_root, blob)
+    return PlannedRow(row=ManifestRow(line, "1", blob), split="train", uri=uri, label=1, label_name=None)
