@@ -42,6 +42,7 @@ def ingest_audio(
     split_by: str = "",
     group_pattern: str = "",
     allow_empty: bool = False,
+    resume: bool = False,
     runner: str = "DirectRunner",
     beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
     launch_mode: str = "beam",
@@ -79,6 +80,8 @@ def ingest_audio(
         split_by: the column whose value keeps rows in one split, e.g. "speaker".
         group_pattern: a regular expression taking the group out of the split_by value.
         allow_empty: write an empty dataset for a manifest with no rows (refused otherwise).
+        resume: keep the shards a failed attempt at this step completed (same manifest and options)
+            and write only the rest; the step still replaces any other output at its artifact URI.
         runner: DirectRunner (in the step's container) or DataflowRunner.
         beam_args: extra Beam options, e.g. ["--project=p", "--region=r", "--temp_location=gs://b/tmp"].
         launch_mode: "beam" runs the Beam launcher in this step; "flex_template" starts the Flex
@@ -121,6 +124,7 @@ def ingest_audio(
         split_by=split_by,
         group_pattern=group_pattern,
         allow_empty=allow_empty,
+        resume=resume,
     )
     dataset.metadata.update(dataset_metadata(info))
     metrics.log_metric("manifest_rows", info.manifest["num_rows"])

@@ -4,7 +4,7 @@ Layers, lowest first (README, "Architecture"):
     errors, settings, version         shared by all
     beam/format                      the dataset contract: no Beam, no TensorFlow
     beam/prep                        one manifest row, plain Python: no Beam, no TensorFlow
-    storage                          files on any Beam filesystem
+    storage, gcs_listing             files on any Beam filesystem, and gs:// listings
     beam/job                         the only place that builds Beam transforms
     beam/tools, reader, arrays       reading a finished dataset
     components, pipelines            KFP adapters and the Vertex pipeline
@@ -64,6 +64,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "audioflow.beam.tools": ("audioflow.beam.job", "audioflow.beam.cli", "audioflow.components", "audioflow.pipelines"),
     "audioflow.beam.storage": ("audioflow.beam.job", "audioflow.beam.tools", "audioflow.beam.cli", "tensorflow"),
+    "audioflow.beam.gcs_listing": ("audioflow.beam.job", "audioflow.beam.tools", "audioflow.beam.cli", "tensorflow"),
     "audioflow.beam.settings": ("audioflow.beam.job", "audioflow.beam.tools", "apache_beam", "tensorflow", "kfp"),
     "audioflow.beam.errors": ("audioflow", "apache_beam", "tensorflow", "kfp"),
     "audioflow.beam.cli": ("audioflow.components", "audioflow.pipelines"),

@@ -21,6 +21,7 @@ from audioflow.beam.job.dedupe import DropDuplicates
 from audioflow.beam.job.finalize import Finalize, FinalizeInputs
 from audioflow.beam.job.groups import CheckGroups
 from audioflow.beam.job.read import ReadManifest
+from audioflow.beam.job.resume import RunState
 from audioflow.beam.job.stat import StatFiles
 from audioflow.beam.job.write import WriteShards
 from audioflow.beam.prep.options import IngestOptions
@@ -36,12 +37,21 @@ def temp_folder(options: IngestOptions, run_id: str) -> str:
 class IngestDataset(beam.PTransform):
     """The whole ingestion job as one composite transform: PBegin -> DatasetInfo (one)."""
 
-    def __init__(self, options: IngestOptions, run_id: str, tool: dict[str, Any], *, spread_rows: bool = True):
+    def __init__(
+        self,
+        options: IngestOptions,
+        run_id: str,
+        tool: dict[str, Any],
+        *,
+        spread_rows: bool = True,
+        run_state: RunState | None = None,
+    ):
         """`spread_rows=False` drops the SpreadRows reshuffle, for the local runner: it has no workers
-        to spread rows over there, yet it shuffles every row (bench/RESULTS.md). The dataset is the same."""
+        to spread rows over there, yet it shuffles every row (bench/RESULTS.md). The dataset is the same.
+        With `run_state`, completed shard units are recorded so that --resume can keep them (resume.py)."""
         super().__init__()
         self._options, self._run_id, self._tool = options, run_id, tool
-        self._spread_rows = spread_rows
+        self._spread_rows, self._run_state = spread_rows, run_state
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
         register_row_coders()
@@ -60,7 +70,7 @@ class IngestDataset(beam.PTransform):
         # unique: PlannedRow, one per distinct file; rejected: Rejection
         sized = unique.unique | "StatFiles" >> StatFiles(options)
         # rows: PlannedRow with its size; rejected: Rejection
-        written = sized.rows | "WriteShards" >> WriteShards(options, temp_dir)
+        written = sized.rows | "WriteShards" >> WriteShards(options, temp_dir, self._run_state)
         # shards: ShardWritten per temporary file; rejected: Rejection
         each_step = (classified.rejected, unique.rejected, sized.rejected, written.rejected)
         rejected = each_step | "AllRejections" >> beam.Flatten()

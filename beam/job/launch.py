@@ -33,6 +33,7 @@ from audioflow.beam.job.beam_args import (
     runner_name,
 )
 from audioflow.beam.job.graph import IngestDataset
+from audioflow.beam.job.resume import RunState, find_resumable, manifest_sha256
 from audioflow.beam.prep.manifest import HashingReader, read_manifest_header
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
@@ -54,10 +55,16 @@ def tool_info() -> dict[str, Any]:
     }
 
 
-def prepare_output(options: IngestOptions) -> None:
+def prepare_output(options: IngestOptions, state: RunState | None = None) -> str | None:
     """Refuses a folder that holds a dataset (complete or not) unless --overwrite; then clears our files.
 
-    dataset.json is deleted first, so an interrupted overwrite never leaves a folder that looks complete.
+    With --resume and `state`, the temporary folder of an interrupted run with that state is kept,
+    and everything else an incomplete run left is cleared without --overwrite; a complete dataset is
+    still refused. dataset.json is deleted first, so an interrupted overwrite never leaves a folder
+    that looks complete.
+
+    Returns:
+        The kept temporary folder, or None.
 
     Raises:
         OutputExistsError: the folder holds a dataset and overwrite is off.
@@ -77,15 +84,25 @@ def prepare_output(options: IngestOptions) -> None:
         or n.endswith(INCOMPLETE_SUFFIX)
     ]
     if not ours and not temporaries:
-        return
-    if not options.overwrite:
-        state = "a dataset" if METADATA_FILE in ours else "files of an incomplete run"
-        raise OutputExistsError(f"{options.output} already holds {state}; pass --overwrite to replace it")
-    _LOGGER.info("--overwrite: removing the dataset in %s", options.output)
+        return None
+    complete = METADATA_FILE in ours
+    if options.resume and complete and not options.overwrite:
+        raise OutputExistsError(
+            f"{options.output} already holds a complete dataset; --resume only continues an interrupted run "
+            "(pass --overwrite to replace the dataset)"
+        )
+    if not options.overwrite and not options.resume:
+        state_of = "a dataset" if complete else "files of an incomplete run"
+        raise OutputExistsError(f"{options.output} already holds {state_of}; pass --overwrite to replace it")
+    kept = find_resumable(temporaries, state) if options.resume and state is not None else None
+    if options.overwrite:
+        _LOGGER.info("--overwrite: removing the dataset in %s", options.output)
     delete_if_exists([FileSystems.join(options.output, METADATA_FILE)])
     delete_if_exists([FileSystems.join(options.output, n) for n in ours if n != METADATA_FILE])
     for folder in temporaries:
-        delete_tree(folder)
+        if folder != kept:
+            delete_tree(folder)
+    return kept
 
 
 def _temporary_folders(output: str) -> list[str]:
@@ -136,8 +153,18 @@ def check_manifest(options: IngestOptions) -> None:
         _LOGGER.info("manifest columns not used: %s (--keep-columns keeps them as features)", columns.unused)
 
 
-def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | None = None) -> beam.Pipeline:
-    """Builds (does not run) the Beam pipeline for these options on the runner the Beam args name."""
+def new_run_id() -> str:
+    """A new run's id: its temporary folder is `_temporary-<run id>` in the output."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def make_pipeline(
+    options: IngestOptions, beam_args: list[str], run_id: str | None = None, run_state: RunState | None = None
+) -> beam.Pipeline:
+    """Builds (does not run) the Beam pipeline for these options on the runner the Beam args name.
+
+    With `run_state`, completed shard units are recorded in the run's temporary folder (see resume.py).
+    """
     hide_option_values()  # before Beam parses the args: it logs unknown ones with their values
     pipeline_options = PipelineOptions(complete_remote_args(beam_args))
     local = is_local_runner(pipeline_options.view_as(StandardOptions).runner)
@@ -151,9 +178,10 @@ def make_pipeline(options: IngestOptions, beam_args: list[str], run_id: str | No
         direct = pipeline_options.view_as(DirectOptions)
         if direct.direct_running_mode is None:
             direct.direct_running_mode = "in_memory"
-    run_id = run_id or datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    run_id = run_id or new_run_id()
     pipeline = beam.Pipeline(runner=runner, options=pipeline_options)
-    _ = pipeline | "IngestDataset" >> IngestDataset(options, run_id, tool_info(), spread_rows=not local)
+    ingest = IngestDataset(options, run_id, tool_info(), spread_rows=not local, run_state=run_state)
+    _ = pipeline | "IngestDataset" >> ingest
     return pipeline
 
 
@@ -170,6 +198,9 @@ def run_ingest(
         on_started: called with the PipelineResult as soon as the runner has accepted the job
             (the KFP component uses it to record and cancel Dataflow jobs).
 
+    With --resume, the shard units an interrupted run of the same manifest and options completed are
+    kept, and only the rest are written (resume.py).
+
     Raises:
         OutputExistsError: see prepare_output.
         TooManyRejectedError: more rows were rejected than allowed (the dataset is still written).
@@ -178,10 +209,14 @@ def run_ingest(
     args = list(beam_args or [])
     check_beam_args(args)
     check_manifest(options)
-    prepare_output(options)
+    state = RunState.of(options, manifest_sha256(options.manifest))
+    kept = prepare_output(options, state)
+    if kept is not None:
+        _LOGGER.info("--resume: continuing the interrupted run in %s", kept)
+    run_id = kept.rstrip("/").rsplit("/_temporary-", 1)[1] if kept is not None else new_run_id()
     runner = runner_name(args)
     try:
-        pipeline = make_pipeline(options, args)  # remote runners validate their options here
+        pipeline = make_pipeline(options, args, run_id, state)  # remote runners validate their options here
         result = pipeline.run()
         if on_started is not None:
             on_started(result)

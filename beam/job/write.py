@@ -2,7 +2,8 @@
 
 Only rows are grouped; a unit's audio is read, encoded and written inside one DoFn call, so memory
 stays flat however large the dataset, and Dataflow never shuffles audio bytes. The files are
-temporary: Finalize gives them their final names once every unit is written.
+temporary: Finalize gives them their final names once every unit is written. With a run state, a
+completed unit leaves a marker, and a resumed run keeps the units whose markers still hold (resume.py).
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from audioflow.beam.format import COMPRESSIONS
 from audioflow.beam.format.index import INDEX_SUFFIX, RecordIndex
 from audioflow.beam.job.load import AudioLoader, LoadedAudio, WindowRecords
 from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
+from audioflow.beam.job.resume import RUN_FILE, RunState, UnitMarker, rows_digest, stored_size
 from audioflow.beam.prep.columns import normalise_text
 from audioflow.beam.prep.content import ContentStats
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.rows import PlannedRow, Rejection, ShardStats, ShardWritten
-from audioflow.beam.storage import delete_if_exists
+from audioflow.beam.storage import delete_if_exists, write_text_atomically
 
 __all__ = ["AssignShards", "WriteShards", "Written", "shard_key"]
 
@@ -219,19 +221,26 @@ class _WriteShardFn(beam.DoFn):
     """((split, unit), [PlannedRow]) -> ShardWritten per temporary file, plus rejections.
 
     Records are streamed in manifest order to files that roll over at twice --shard-size; a windowed
-    row's records are written all or none (see _TemporaryShards.write_row).
+    row's records are written all or none (see _TemporaryShards.write_row). With a run state, run.json
+    and a marker per completed unit are written, and with --resume a unit whose marker still holds is
+    kept: its files and rejections are handed on, and nothing is read or decoded.
     """
 
-    def __init__(self, options: IngestOptions, temp_dir: str):
+    def __init__(self, options: IngestOptions, temp_dir: str, run_state: RunState | None = None):
         self._options = options
         self._temp_dir = temp_dir
+        self._run_state = run_state
         self._written = Metrics.counter(NAMESPACE, "examples_written")
         self._bytes = Metrics.counter(NAMESPACE, "bytes_written")
         self._rejected = Metrics.counter(NAMESPACE, "rows_rejected")
+        self._decoded = Metrics.counter(NAMESPACE, "files_decoded")
+        self._units_kept = Metrics.counter(NAMESPACE, "shard_units_kept")
+        self._examples_kept = Metrics.counter(NAMESPACE, "examples_kept")
 
     def setup(self) -> None:
         self._loader = AudioLoader(self._options)
         self._progress = _Progress()
+        self._run_file_written = False
 
     def teardown(self) -> None:
         self._loader.close()
@@ -239,18 +248,28 @@ class _WriteShardFn(beam.DoFn):
     def process(self, element: tuple[ShardKey, Iterable[PlannedRow]]) -> Iterator[Any]:
         key, rows = element
         ordered = sorted(rows, key=lambda planned: planned.row.line)
+        digest = rows_digest(ordered) if self._run_state is not None else ""
+        if self._run_state is not None and self._options.resume:
+            marker = UnitMarker.read(self._temp_dir, *key)
+            if marker is not None and marker.still_holds(digest):
+                yield from self._keep(marker)
+                return
         roll_at = 2 * self._options.shard_size
         files = _TemporaryShards(self._temp_dir, key, self._options.compression, roll_at)
         shards: list[ShardWritten] = []  # yielded at the end, the last one with the unit's per-source counts
         per_source: Counter = Counter()  # examples per source file: every row of a file is in this unit
+        rejections: list[Rejection] = []  # recorded in the unit's marker
         for planned, loaded in zip(ordered, self._loader.load_in_order(ordered), strict=True):
+            self._decoded.inc()
             if isinstance(loaded, Rejection):
+                rejections.append(loaded)
                 yield self._reject(loaded)
                 continue
             if isinstance(loaded, WindowRecords):
                 finished, rejection, count, num_bytes = files.write_row(loaded)
                 shards += finished
                 if rejection is not None:
+                    rejections.append(rejection)
                     yield self._reject(rejection)
                     continue
                 per_source[planned.uri] += count
@@ -263,7 +282,27 @@ class _WriteShardFn(beam.DoFn):
         shards += _listed(files.close())
         if shards and per_source:
             shards[-1].content.examples_per_source.update(per_source.values())
+        if self._run_state is not None:
+            self._mark_done(key, digest, shards, rejections)
         yield from shards
+
+    def _mark_done(self, key: ShardKey, digest: str, shards: list[ShardWritten], rejections: list[Rejection]) -> None:
+        """Records a unit whose files are all closed, so that a resumed run can keep it."""
+        if not self._run_file_written:
+            run_file = FileSystems.join(self._temp_dir, RUN_FILE)
+            if not FileSystems.exists(run_file):
+                write_text_atomically(run_file, self._run_state.to_json())
+            self._run_file_written = True
+        files = tuple((shard, stored_size(shard.temp_uri)) for shard in shards)
+        UnitMarker(key[0], key[1], digest, files, tuple(rejections)).write(self._temp_dir)
+
+    def _keep(self, marker: UnitMarker) -> Iterator[Any]:
+        self._units_kept.inc()
+        for shard, _ in marker.files:
+            self._examples_kept.inc(shard.stats.num_examples)
+            yield shard
+        for rejection in marker.rejected:
+            yield self._reject(rejection)
 
     def _reject(self, rejection: Rejection) -> TaggedOutput:
         self._rejected.inc()
@@ -278,11 +317,14 @@ class _WriteShardFn(beam.DoFn):
 
 
 class WriteShards(beam.PTransform):
-    """PlannedRow with size -> Written: temporary shard files, in `temp_dir`, and rejections."""
+    """PlannedRow with size -> Written: temporary shard files, in `temp_dir`, and rejections.
 
-    def __init__(self, options: IngestOptions, temp_dir: str):
+    With `run_state`, completed units are recorded in `temp_dir` and, with --resume, kept.
+    """
+
+    def __init__(self, options: IngestOptions, temp_dir: str, run_state: RunState | None = None):
         super().__init__()
-        self._options, self._temp_dir = options, temp_dir
+        self._options, self._temp_dir, self._run_state = options, temp_dir, run_state
 
     def expand(self, sized: beam.PCollection) -> Written:
         written = (
@@ -292,7 +334,7 @@ class WriteShards(beam.PTransform):
             | "GroupRowsByShard" >> beam.GroupByKey()
             # ((split, unit), [PlannedRow])
             | "WriteTemporaryShards"
-            >> beam.ParDo(_WriteShardFn(self._options, self._temp_dir))
+            >> beam.ParDo(_WriteShardFn(self._options, self._temp_dir, self._run_state))
             .with_output_types(ShardWritten, **{REJECTED: Rejection})
             .with_outputs(REJECTED, main="shards")
         )

@@ -179,6 +179,12 @@ INGEST_OPTIONS: tuple[IngestOption, ...] = (
         env="FETCH_CONCURRENCY",
         pattern=_INTEGER,
     ),
+    IngestOption(
+        "resume",
+        bool,
+        False,
+        "Keep the shards an interrupted run of the same manifest and options completed; write only the rest.",
+    ),
 )
 
 DEFAULTS: dict[str, Any] = {entry.name: entry.default for entry in INGEST_OPTIONS}

@@ -74,6 +74,7 @@ class IngestOptions:
     max_source_duration: float | None = DEFAULTS["max_source_duration"]  # segments and windows only
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     allow_empty: bool = DEFAULTS["allow_empty"]
+    resume: bool = DEFAULTS["resume"]  # keep what an interrupted run of the same manifest and options completed
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -103,8 +104,11 @@ class IngestOptions:
         return 16 if is_remote(self.audio_root) else 4
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The options as recorded in dataset.json (no credentials live here: Beam's options are not included)."""
+        """The options as recorded in dataset.json (no credentials live here: Beam's options are not included).
+
+        `resume` is left out: it says how the run went, and a resumed dataset equals an uninterrupted one."""
         record = dataclasses.asdict(self)
+        del record["resume"]
         record["splits"] = dict(self.splits.fractions)
         record["split_salt"] = self.splits.salt
         record["windows"] = None if self.windows is None else self.windows.to_json_dict()
@@ -144,6 +148,7 @@ def build_ingest_options(
     group_pattern: str = DEFAULTS["group_pattern"],
     allow_empty: bool = DEFAULTS["allow_empty"],
     overwrite: bool = False,
+    resume: bool = DEFAULTS["resume"],
 ) -> IngestOptions:
     """IngestOptions from flat, string-friendly values (what the CLI and the KFP component receive).
 
@@ -179,4 +184,5 @@ def build_ingest_options(
         max_source_duration=max_source_duration if max_source_duration and max_source_duration > 0 else None,
         columns=ColumnSpec.parse(keep_columns or "", column_types or "", split_by or "", group_pattern or ""),
         allow_empty=allow_empty,
+        resume=resume,
     )

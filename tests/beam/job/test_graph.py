@@ -133,6 +133,7 @@ def test_the_job_outputs_the_dataset_info_it_wrote(pipeline, run_counting, tmp_p
     assert counts == {
         "manifest_rows": 5,
         "examples_written": 3,
+        "files_decoded": 3,
         "bytes_written": shard_bytes,
         "rejected_duplicate": 1,
         "rejected_missing": 1,

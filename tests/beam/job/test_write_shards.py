@@ -97,6 +97,7 @@ def test_records_are_the_decoded_audio_in_manifest_order(pipeline, run_counting,
     records_bytes = sum(path.stat().st_size for path in temp_dir.glob("*.tfrecord"))  # not their .index files
     assert counts == {
         "examples_written": 4,
+        "files_decoded": 5,  # the corrupt file too: it was read and its decoding failed
         "bytes_written": records_bytes,
         "rows_rejected": 1,
         "rejected_unreadable": 1,
