@@ -86,9 +86,28 @@ LEAF_STEPS = [
 ]
 
 
-def leaf_steps(tmp_path: Path, *, spread_rows: bool) -> list[str]:
+# With a gs:// audio root, StatFiles sizes files from bucket listings first (docs/gcs.md): these steps
+# are added, and no other label changes.
+GCS_LISTING_STEPS = [
+    "StatFiles/JoinListing/CoGroupByKeyImpl/Flatten",
+    "StatFiles/JoinListing/CoGroupByKeyImpl/GroupByKey",
+    "StatFiles/JoinListing/CoGroupByKeyImpl/MapTuple(collect_values)",
+    "StatFiles/JoinListing/CoGroupByKeyImpl/Tag[listed]",
+    "StatFiles/JoinListing/CoGroupByKeyImpl/Tag[rows]",
+    "StatFiles/KeyRowsByUri",
+    "StatFiles/ListObjects/ParDo(_ListObjectsFn)",
+    "StatFiles/ListingKeys",
+    "StatFiles/ListingRanges/Combine/ParDo(CombineValuesDoFn)",
+    "StatFiles/ListingRanges/GroupByKey",
+    "StatFiles/MatchListing/ParDo(_MatchListingFn)",
+    "StatFiles/NotSized",
+    "StatFiles/SizedRows",
+]
+
+
+def leaf_steps(tmp_path: Path, *, spread_rows: bool, audio_root: str = "") -> list[str]:
     manifest = write_manifest(tmp_path / "labels.csv", [("1", "a.wav")])
-    options = build_ingest_options(manifest=str(manifest), output=str(tmp_path / "out"))
+    options = build_ingest_options(manifest=str(manifest), output=str(tmp_path / "out"), audio_root=audio_root)
     pipeline = beam.Pipeline(options=PipelineOptions(["--runner", "DirectRunner"]))
     _ = pipeline | "IngestDataset" >> IngestDataset(options, "run", {"name": "audioflow"}, spread_rows=spread_rows)
     transforms = pipeline.to_runner_api().components.transforms.values()
@@ -101,6 +120,11 @@ def leaf_steps(tmp_path: Path, *, spread_rows: bool) -> list[str]:
 
 def test_leaf_step_labels_are_pinned(tmp_path: Path) -> None:
     assert leaf_steps(tmp_path, spread_rows=True) == LEAF_STEPS
+
+
+def test_a_gs_audio_root_only_adds_the_listing_steps(tmp_path: Path) -> None:
+    steps = leaf_steps(tmp_path, spread_rows=True, audio_root="gs://bucket/audio")
+    assert steps == sorted(LEAF_STEPS + GCS_LISTING_STEPS)
 
 
 def test_local_runs_only_drop_the_reshuffle(tmp_path: Path) -> None:
