@@ -8,7 +8,7 @@ import os
 import platform
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
@@ -40,7 +40,16 @@ from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.storage import INCOMPLETE_SUFFIX, delete_if_exists, delete_tree, list_names, load_dataset_info
 from audioflow.beam.version import package_version
 
-__all__ = ["check_manifest", "make_pipeline", "prepare_output", "run_ingest", "tool_info"]
+__all__ = [
+    "PreparedRun",
+    "check_manifest",
+    "make_pipeline",
+    "new_run_id",
+    "prepare_output",
+    "prepare_run",
+    "run_ingest",
+    "tool_info",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -153,6 +162,28 @@ def check_manifest(options: IngestOptions) -> None:
         _LOGGER.info("manifest columns not used: %s (--keep-columns keeps them as features)", columns.unused)
 
 
+class PreparedRun(NamedTuple):
+    """Where a run writes (`_temporary-<run_id>` in the output) and what its shards depend on."""
+
+    run_id: str
+    state: RunState
+
+
+def prepare_run(options: IngestOptions) -> PreparedRun:
+    """Checks the manifest and prepares the output folder (prepare_output) for a new or resumed run.
+
+    Raises:
+        ManifestError, OutputExistsError, SettingsError: see check_manifest and prepare_output.
+    """
+    check_manifest(options)
+    state = RunState.of(options, manifest_sha256(options.manifest))
+    kept = prepare_output(options, state)
+    if kept is None:
+        return PreparedRun(new_run_id(), state)
+    _LOGGER.info("--resume: continuing the interrupted run in %s", kept)
+    return PreparedRun(kept.rstrip("/").rsplit("/_temporary-", 1)[1], state)
+
+
 def new_run_id() -> str:
     """A new run's id: its temporary folder is `_temporary-<run id>` in the output."""
     return datetime.datetime.now(datetime.UTC).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
@@ -208,15 +239,10 @@ def run_ingest(
     """
     args = list(beam_args or [])
     check_beam_args(args)
-    check_manifest(options)
-    state = RunState.of(options, manifest_sha256(options.manifest))
-    kept = prepare_output(options, state)
-    if kept is not None:
-        _LOGGER.info("--resume: continuing the interrupted run in %s", kept)
-    run_id = kept.rstrip("/").rsplit("/_temporary-", 1)[1] if kept is not None else new_run_id()
+    run = prepare_run(options)
     runner = runner_name(args)
     try:
-        pipeline = make_pipeline(options, args, run_id, state)  # remote runners validate their options here
+        pipeline = make_pipeline(options, args, run.run_id, run.state)  # remote runners validate their options here
         result = pipeline.run()
         if on_started is not None:
             on_started(result)

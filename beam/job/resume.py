@@ -8,11 +8,12 @@ re-run would write again. A run's temporary folder `_temporary-<run id>` holds:
   first unit marker.
 - `units/<split>-<unit>.json`, one per completed shard unit, written after the unit's files are closed
   (`UnitMarker`): a digest of the unit's rows (lines, files, sizes, generations, labels), and for
-  each file its name, stored size, record bytes and statistics, and the rows the unit rejected.
+  each file its name, stored size (and its record index's), record bytes and statistics, and the
+  rows the unit rejected.
 
 `--resume` reuses a temporary folder whose run.json equals the new run's state, and WriteShards keeps
-a unit whose marker has the digest of its rows and whose files all exist with the stored sizes the
-marker recorded; any other unit is written again. A folder from another manifest or other options is
+a unit whose marker has the digest of its rows and whose files (and record indexes) all exist with the
+stored sizes the marker recorded; any other unit is written again. A folder from another manifest or other options is
 deleted with one log line saying why, and the run starts over.
 """
 
@@ -25,12 +26,13 @@ import logging
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from audioflow.beam.format import FORMAT_VERSION
+from audioflow.beam.format.index import INDEX_SUFFIX
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.rows import PlannedRow, Rejection, ShardStats, ShardWritten
 from audioflow.beam.storage import read_text, write_text_atomically
@@ -39,6 +41,7 @@ from audioflow.beam.version import package_version
 __all__ = [
     "RUN_FILE",
     "UNITS_FOLDER",
+    "MarkedFile",
     "RunState",
     "UnitMarker",
     "find_resumable",
@@ -174,6 +177,22 @@ def _stats_from_json(record: dict[str, Any]) -> ShardStats:
     )
 
 
+class MarkedFile(NamedTuple):
+    """One closed file of a unit: what WriteShards handed on, its stored size and its index's (None: no index)."""
+
+    shard: ShardWritten
+    stored_bytes: int | None
+    index_bytes: int | None
+
+    @classmethod
+    def of(cls, shard: ShardWritten) -> MarkedFile:
+        """The file as it is stored now (its index is written when the file is closed, if it has one)."""
+        return cls(shard, stored_size(shard.temp_uri), stored_size(shard.temp_uri + INDEX_SUFFIX))
+
+    def still_there(self) -> bool:
+        return MarkedFile.of(self.shard) == self
+
+
 @dataclass(frozen=True)
 class UnitMarker:
     """A completed shard unit: the digest of its rows, its files, and the rows it rejected."""
@@ -181,7 +200,7 @@ class UnitMarker:
     split: str
     unit: int
     rows: str  # rows_digest of the unit's rows
-    files: tuple[tuple[ShardWritten, int], ...]  # each file, with its stored size
+    files: tuple[MarkedFile, ...]
     rejected: tuple[Rejection, ...]
 
     @staticmethod
@@ -190,7 +209,7 @@ class UnitMarker:
 
     @property
     def num_rows(self) -> int:
-        return sum(shard.stats.num_examples for shard, _ in self.files) + len(self.rejected)
+        return sum(file.shard.stats.num_examples for file in self.files) + len(self.rejected)
 
     def to_json(self) -> str:
         files = [
@@ -198,10 +217,11 @@ class UnitMarker:
                 "part": shard.part,
                 "name": shard.temp_uri.rsplit("/", 1)[-1],
                 "stored_bytes": stored,
+                "index_bytes": index,
                 "num_bytes": shard.num_bytes,
                 "stats": _stats_to_json(shard.stats),
             }
-            for shard, stored in self.files
+            for shard, stored, index in self.files
         ]
         rejected = [dataclasses.asdict(rejection) for rejection in self.rejected]
         record = {"split": self.split, "unit": self.unit, "rows": self.rows, "files": files, "rejected": rejected}
@@ -212,7 +232,7 @@ class UnitMarker:
         record = json.loads(text)
         split, unit = record["split"], record["unit"]
         files = tuple(
-            (
+            MarkedFile(
                 ShardWritten(
                     split,
                     unit,
@@ -222,6 +242,7 @@ class UnitMarker:
                     _stats_from_json(entry["stats"]),
                 ),
                 entry["stored_bytes"],
+                entry["index_bytes"],
             )
             for entry in record["files"]
         )
@@ -243,4 +264,4 @@ class UnitMarker:
 
     def still_holds(self, rows: str) -> bool:
         """True if the marker is for these rows and every file it names is there with its stored size."""
-        return self.rows == rows and all(stored_size(shard.temp_uri) == stored for shard, stored in self.files)
+        return self.rows == rows and all(file.still_there() for file in self.files)

@@ -53,11 +53,10 @@ def launch_from_template(argv: list[str]) -> str | None:
         info = run_ingest(options, beam_args)
         _LOGGER.info("wrote %d examples to %s", info.num_examples, options.output)
         return None
-    from audioflow.beam.job.launch import check_manifest, make_pipeline, prepare_output
+    from audioflow.beam.job.launch import make_pipeline, prepare_run
 
-    check_manifest(options)
-    prepare_output(options)
-    result = make_pipeline(options, beam_args).run()  # returns once Dataflow has created the job
+    run = prepare_run(options)  # also finds what an interrupted run left, with resume=true
+    result = make_pipeline(options, beam_args, run.run_id, run.state).run()  # returns once Dataflow created the job
     # With --template_location (how some launchers collect the job), Beam writes the job instead of
     # creating it, and there is no id yet.
     try:

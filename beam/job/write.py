@@ -27,7 +27,7 @@ from audioflow.beam.format import COMPRESSIONS
 from audioflow.beam.format.index import INDEX_SUFFIX, RecordIndex
 from audioflow.beam.job.load import AudioLoader, LoadedAudio, WindowRecords
 from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
-from audioflow.beam.job.resume import RUN_FILE, RunState, UnitMarker, rows_digest, stored_size
+from audioflow.beam.job.resume import RUN_FILE, MarkedFile, RunState, UnitMarker, rows_digest
 from audioflow.beam.prep.columns import normalise_text
 from audioflow.beam.prep.content import ContentStats
 from audioflow.beam.prep.options import IngestOptions
@@ -293,14 +293,14 @@ class _WriteShardFn(beam.DoFn):
             if not FileSystems.exists(run_file):
                 write_text_atomically(run_file, self._run_state.to_json())
             self._run_file_written = True
-        files = tuple((shard, stored_size(shard.temp_uri)) for shard in shards)
+        files = tuple(MarkedFile.of(shard) for shard in shards)
         UnitMarker(key[0], key[1], digest, files, tuple(rejections)).write(self._temp_dir)
 
     def _keep(self, marker: UnitMarker) -> Iterator[Any]:
         self._units_kept.inc()
-        for shard, _ in marker.files:
-            self._examples_kept.inc(shard.stats.num_examples)
-            yield shard
+        for file in marker.files:
+            self._examples_kept.inc(file.shard.stats.num_examples)
+            yield file.shard
         for rejection in marker.rejected:
             yield self._reject(rejection)
 

@@ -20,11 +20,13 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.util import assert_that, equal_to
 
 from audioflow.beam.errors import OutputExistsError
+from audioflow.beam.format.index import INDEX_SUFFIX
 from audioflow.beam.job.coders import register_row_coders
 from audioflow.beam.job.launch import prepare_output, run_ingest
 from audioflow.beam.job.resume import (
     RUN_FILE,
     UNITS_FOLDER,
+    MarkedFile,
     RunState,
     UnitMarker,
     find_resumable,
@@ -122,12 +124,12 @@ def test_a_marker_keeps_every_bit_of_its_shards_stats(tmp_path: Path) -> None:
     temp_dir = str(tmp_path / "_temporary-1")
     shard = ShardWritten("train", 3, 0, f"{temp_dir}/train-00003-0000.tfrecord", 4567, stats(16000, 8000, 16000))
     rejection = Rejection(5, "bad.wav", "1", "train", "unreadable", "line 5: é, bad")
-    marker = UnitMarker("train", 3, "digest", ((shard, 999),), (rejection,))
+    marker = UnitMarker("train", 3, "digest", (MarkedFile(shard, 999, 88),), (rejection,))
     marker.write(temp_dir)
     assert (tmp_path / "_temporary-1" / UNITS_FOLDER / "train-00003.json").exists()
     again = UnitMarker.read(temp_dir, "train", 3)
     assert again == marker and again.num_rows == 4
-    assert again.files[0][0].stats.duration_seconds == shard.stats.duration_seconds  # the very same float
+    assert again.files[0].shard.stats.duration_seconds == shard.stats.duration_seconds  # the very same float
     assert UnitMarker.read(temp_dir, "train", 4) is None
     (tmp_path / "_temporary-1" / UNITS_FOLDER / "train-00004.json").write_text("{not json")
     assert UnitMarker.read(temp_dir, "train", 4) is None  # unreadable: the unit is written again
@@ -140,13 +142,19 @@ def test_a_marker_holds_only_while_its_files_are_there_with_their_sizes(tmp_path
     for part in range(2):
         path = temp_dir / f"train-00000-{part:04d}.tfrecord"
         path.write_bytes(b"r" * (10 + part))
-        files.append((ShardWritten("train", 0, part, str(path), 10 + part, ShardStats()), 10 + part))
+        Path(f"{path}{INDEX_SUFFIX}").write_bytes(b"i" * 3)
+        files.append(MarkedFile.of(ShardWritten("train", 0, part, str(path), 10 + part, ShardStats())))
+    assert [(file.stored_bytes, file.index_bytes) for file in files] == [(10, 3), (11, 3)]
     marker = UnitMarker("train", 0, "digest", tuple(files), ())
     assert marker.still_holds("digest")
     assert not marker.still_holds("other rows")
-    Path(files[1][0].temp_uri).write_bytes(b"r" * 5)  # truncated
+    Path(files[0].shard.temp_uri + INDEX_SUFFIX).unlink()  # its record index is gone
     assert not marker.still_holds("digest")
-    Path(files[1][0].temp_uri).unlink()  # renamed away by an interrupted Finalize
+    Path(files[0].shard.temp_uri + INDEX_SUFFIX).write_bytes(b"i" * 3)
+    assert marker.still_holds("digest")
+    Path(files[1].shard.temp_uri).write_bytes(b"r" * 5)  # truncated
+    assert not marker.still_holds("digest")
+    Path(files[1].shard.temp_uri).unlink()  # renamed away by an interrupted Finalize
     assert not marker.still_holds("digest")
 
 
@@ -162,7 +170,7 @@ def write_units(tmp_path: Path, rows: list[PlannedRow], options: IngestOptions, 
     pipeline = TestPipeline(runner=FnApiRunner())
     state = RunState.of(options, SHA)
     written = pipeline | beam.Create(rows) | WriteShards(options, str(temp_dir), state)
-    expected = sorted(SUMMARY(shard) for marker in markers(temp_dir) for shard, _ in marker.files)
+    expected = sorted(SUMMARY(file.shard) for marker in markers(temp_dir) for file in marker.files)
     if expected:  # what the markers of a previous run recorded is what a resumed run hands on
         assert_that(written.shards | beam.Map(SUMMARY), equal_to(expected), label="Shards")
     result = pipeline.run()
@@ -202,7 +210,7 @@ def test_write_shards_keeps_the_units_whose_markers_hold_and_redoes_the_others(t
     # One unit's file is gone, and a file of another unit was replaced (a new generation): those two
     # units are written again, and only they.
     gone, changed = done[0], done[1]
-    Path(gone.files[0][0].temp_uri).unlink()
+    Path(gone.files[0].shard.temp_uri).unlink()
     replaced = lines_of(changed, rows)[0]
     rows = [dataclasses.replace(r, generation=1) if r.row.line == replaced else r for r in rows]
     again = write_units(tmp_path, rows, dataclasses.replace(options, resume=True), temp_dir)
@@ -216,9 +224,9 @@ def lines_of(marker: UnitMarker, rows: list[PlannedRow]) -> list[int]:
     from audioflow.beam.format import decode_example, iter_shard_records
 
     blobs = set()
-    for shard, _ in marker.files:
-        with open(shard.temp_uri, "rb") as raw:
-            blobs |= {decode_example(payload).blob for payload in iter_shard_records(raw, shard.temp_uri)}
+    for file in marker.files:
+        with open(file.shard.temp_uri, "rb") as raw:
+            blobs |= {decode_example(payload).blob for payload in iter_shard_records(raw, file.shard.temp_uri)}
     blobs |= {rejection.blob for rejection in marker.rejected}
     return [row.row.line for row in rows if row.row.blob in blobs]
 
