@@ -129,3 +129,23 @@ def test_dataflow_resources_is_a_gcp_resources_document():
             }
         ]
     }
+
+
+def test_resume_reaches_the_job_and_a_foreign_attempt_is_not_kept(manifest, tmp_path, caplog):
+    """With resume=True the step looks at what an earlier attempt left before replacing it: here the
+    attempt was made with other options, so it says so and starts over."""
+    from audioflow.beam.job.resume import RUN_FILE, RunState, manifest_sha256
+    from audioflow.beam.prep.options import build_ingest_options
+
+    dataset = tmp_path / "dataset"
+    earlier = dataset / "_temporary-20260101000000-abcdef01"
+    earlier.mkdir(parents=True)
+    other = build_ingest_options(manifest=str(manifest), output=str(dataset), sample_rate=8000)
+    (earlier / RUN_FILE).write_text(RunState.of(other, manifest_sha256(str(manifest))).to_json())
+    with caplog.at_level("WARNING", logger="audioflow.beam.job.resume"):
+        info = _step(manifest, dataset, tmp_path / "gcp_resources", "DirectRunner", resume=True)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"--resume: starting over: the interrupted run in {earlier} was made with other options"
+    ]
+    assert info.num_examples == 4 and not earlier.exists()
+    assert "resume" not in info.options
