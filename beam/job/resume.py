@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from apache_beam.io.filesystems import FileSystems
 from audioflow.beam.format import FORMAT_VERSION
 from audioflow.beam.format.index import INDEX_SUFFIX
 from audioflow.beam.prep.options import IngestOptions
+from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.prep.rows import PlannedRow, Rejection, ShardStats, ShardWritten
 from audioflow.beam.storage import read_text, write_text_atomically
 from audioflow.beam.version import package_version
@@ -144,12 +146,19 @@ def rows_digest(rows: Iterable[PlannedRow]) -> str:
 
 
 def stored_size(uri: str) -> int | None:
-    """The size of a file as stored (compressed, for gzip shards), or None if it does not exist."""
+    """The size of a file as stored (compressed, for gzip shards), or None if it does not exist.
+
+    Looked up by name, never matched as a pattern: an output path may hold `[` or `*`.
+    """
+    if not is_remote(uri):
+        try:
+            return os.stat(uri).st_size
+        except OSError:
+            return None
     try:
-        found = FileSystems.match([uri])[0].metadata_list
-    except BeamIOError:
+        return FileSystems.get_filesystem(uri).metadata(uri).size_in_bytes
+    except (BeamIOError, OSError):  # Beam wraps the store's NotFound in a BeamIOError
         return None
-    return next((metadata.size_in_bytes for metadata in found if metadata.path == uri), None)
 
 
 _COUNTERS_WITH_INT_KEYS = ("sample_rates", "source_sample_rates", "channels", "durations_centiseconds")

@@ -294,6 +294,9 @@ class _WriteShardFn(beam.DoFn):
                 write_text_atomically(run_file, self._run_state.to_json())
             self._run_file_written = True
         files = tuple(MarkedFile.of(shard) for shard in shards)
+        if any(file.stored_bytes is None for file in files):  # not where it was written: nothing to vouch for
+            _LOGGER.warning("unit %s-%05d: a file it closed cannot be found; --resume will write it again", *key)
+            return
         UnitMarker(key[0], key[1], digest, files, tuple(rejections)).write(self._temp_dir)
 
     def _keep(self, marker: UnitMarker) -> Iterator[Any]:
