@@ -7,9 +7,9 @@ re-run would write again. A run's temporary folder `_temporary-<run id>` holds:
   them, the audioflow version and the format version (`RunState`). WriteShards writes it before its
   first unit marker.
 - `units/<split>-<unit>.json`, one per completed shard unit, written after the unit's files are closed
-  (`UnitMarker`): a digest of the unit's rows (lines, files, sizes, generations, labels), and for
-  each file its name, stored size (and its record index's), record bytes and statistics, and the
-  rows the unit rejected.
+  (`UnitMarker`): a digest of the unit's rows (every field of each row: line, file, labels, span,
+  text, group, size, generation), and for each file its name, stored size (and its record index's),
+  record bytes, statistics and content counts, and the rows the unit rejected.
 
 `--resume` reuses a temporary folder whose run.json equals the new run's state, and WriteShards keeps
 a unit whose marker has the digest of its rows and whose files (and record indexes) all exist with the
@@ -34,6 +34,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from audioflow.beam.format import FORMAT_VERSION
 from audioflow.beam.format.index import INDEX_SUFFIX
+from audioflow.beam.job.coders import PlannedRowCoder
+from audioflow.beam.prep.content import ContentStats
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.prep.rows import PlannedRow, Rejection, ShardStats, ShardWritten
@@ -136,12 +138,11 @@ def find_resumable(temporaries: list[str], state: RunState) -> str | None:
 
 
 def rows_digest(rows: Iterable[PlannedRow]) -> str:
-    """A digest of a unit's rows: everything about them that reaches its files (in manifest order)."""
+    """A digest of a unit's rows, in manifest order: every field a row carries between steps (the row
+    coder's fields: the manifest row as written, split, file, labels, span, text, group, size, generation)."""
     digest = hashlib.sha256()
     for planned in rows:
-        fields = [planned.row.line, planned.split, planned.uri, planned.label, planned.label_name]
-        fields += [planned.row.blob, planned.size, planned.generation]
-        digest.update(json.dumps(fields, ensure_ascii=False).encode("utf-8") + b"\n")
+        digest.update(json.dumps(PlannedRowCoder.to_fields(planned), ensure_ascii=False).encode("utf-8") + b"\n")
     return digest.hexdigest()
 
 
@@ -186,6 +187,23 @@ def _stats_from_json(record: dict[str, Any]) -> ShardStats:
     )
 
 
+_CONTENT_COUNTERS = ("examples_per_row", "examples_per_source", "text_lengths")  # all with int keys
+
+
+def _content_to_json(content: ContentStats) -> dict[str, Any]:
+    record: dict[str, Any] = {"extra_examples": content.extra_examples, "clipped_segments": content.clipped_segments}
+    for name in _CONTENT_COUNTERS:
+        record[name] = {str(key): count for key, count in getattr(content, name).items()}
+    return record
+
+
+def _content_from_json(record: dict[str, Any]) -> ContentStats:
+    counters = {name: Counter({int(k): n for k, n in record[name].items()}) for name in _CONTENT_COUNTERS}
+    return ContentStats(
+        extra_examples=record["extra_examples"], clipped_segments=record["clipped_segments"], **counters
+    )
+
+
 class MarkedFile(NamedTuple):
     """One closed file of a unit: what WriteShards handed on, its stored size and its index's (None: no index)."""
 
@@ -218,7 +236,9 @@ class UnitMarker:
 
     @property
     def num_rows(self) -> int:
-        return sum(file.shard.stats.num_examples for file in self.files) + len(self.rejected)
+        """Rows, not examples: a windowed row's windows beyond its first are its content's extra_examples."""
+        examples = sum(file.shard.stats.num_examples - file.shard.content.extra_examples for file in self.files)
+        return examples + len(self.rejected)
 
     def to_json(self) -> str:
         files = [
@@ -229,6 +249,7 @@ class UnitMarker:
                 "index_bytes": index,
                 "num_bytes": shard.num_bytes,
                 "stats": _stats_to_json(shard.stats),
+                "content": _content_to_json(shard.content),
             }
             for shard, stored, index in self.files
         ]
@@ -249,6 +270,7 @@ class UnitMarker:
                     FileSystems.join(temp_dir, entry["name"]),
                     entry["num_bytes"],
                     _stats_from_json(entry["stats"]),
+                    _content_from_json(entry["content"]),
                 ),
                 entry["stored_bytes"],
                 entry["index_bytes"],

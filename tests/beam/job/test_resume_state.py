@@ -35,6 +35,7 @@ from audioflow.beam.job.resume import (
     shaping_options,
 )
 from audioflow.beam.job.write import WriteShards
+from audioflow.beam.prep.content import ContentStats
 from audioflow.beam.prep.manifest import ManifestRow
 from audioflow.beam.prep.options import IngestOptions, build_ingest_options
 from audioflow.beam.prep.rows import PlannedRow, Rejection, ShardStats, ShardWritten
@@ -102,11 +103,17 @@ def test_the_rows_digest_follows_everything_that_reaches_the_files() -> None:
     rows = [planned(2, "/a/x.wav"), planned(3, "/a/y.wav")]
     digest = rows_digest(rows)
     assert rows_digest(list(rows)) == digest
+    segment = dataclasses.replace(rows[0], row=dataclasses.replace(rows[0].row, start="1.5", end="2"))
     for changed in (
         [planned(2, "/a/x.wav", size=101), rows[1]],
         [planned(2, "/a/x.wav", generation=7), rows[1]],
         [planned(2, "/a/x.wav", label=2), rows[1]],
         [planned(4, "/a/x.wav"), rows[1]],
+        [dataclasses.replace(rows[0], labels=(1, 2), label=None), rows[1]],
+        [dataclasses.replace(rows[0], group="speaker-1"), rows[1]],
+        [dataclasses.replace(rows[0], row=dataclasses.replace(rows[0].row, text="hello")), rows[1]],
+        [segment, rows[1]],
+        [dataclasses.replace(segment, row=dataclasses.replace(segment.row, end="2.5")), rows[1]],
         rows[:1],
         rows[::-1],
     ):
@@ -122,14 +129,21 @@ def stats(*rates: int) -> ShardStats:
 
 def test_a_marker_keeps_every_bit_of_its_shards_stats(tmp_path: Path) -> None:
     temp_dir = str(tmp_path / "_temporary-1")
-    shard = ShardWritten("train", 3, 0, f"{temp_dir}/train-00003-0000.tfrecord", 4567, stats(16000, 8000, 16000))
+    content = ContentStats(extra_examples=2, clipped_segments=1)
+    content.examples_per_row.update({3: 1, 1: 2})
+    content.examples_per_source.update({5: 1})
+    content.add_text("ça va")
+    shard = ShardWritten(
+        "train", 3, 0, f"{temp_dir}/train-00003-0000.tfrecord", 4567, stats(16000, 8000, 16000), content
+    )
     rejection = Rejection(5, "bad.wav", "1", "train", "unreadable", "line 5: é, bad")
     marker = UnitMarker("train", 3, "digest", (MarkedFile(shard, 999, 88),), (rejection,))
     marker.write(temp_dir)
     assert (tmp_path / "_temporary-1" / UNITS_FOLDER / "train-00003.json").exists()
     again = UnitMarker.read(temp_dir, "train", 3)
-    assert again == marker and again.num_rows == 4
+    assert again == marker and again.num_rows == 2  # 3 examples, 2 of them extra windows of 1 row; 1 rejected
     assert again.files[0].shard.stats.duration_seconds == shard.stats.duration_seconds  # the very same float
+    assert again.files[0].shard.content == content
     assert UnitMarker.read(temp_dir, "train", 4) is None
     (tmp_path / "_temporary-1" / UNITS_FOLDER / "train-00004.json").write_text("{not json")
     assert UnitMarker.read(temp_dir, "train", 4) is None  # unreadable: the unit is written again
@@ -170,9 +184,9 @@ def write_units(tmp_path: Path, rows: list[PlannedRow], options: IngestOptions, 
     pipeline = TestPipeline(runner=FnApiRunner())
     state = RunState.of(options, SHA)
     written = pipeline | beam.Create(rows) | WriteShards(options, str(temp_dir), state)
-    expected = sorted(SUMMARY(file.shard) for marker in markers(temp_dir) for file in marker.files)
-    if expected:  # what the markers of a previous run recorded is what a resumed run hands on
-        assert_that(written.shards | beam.Map(SUMMARY), equal_to(expected), label="Shards")
+    expected = [file.shard for marker in markers(temp_dir) for file in marker.files]
+    if expected:  # what the markers of a previous run recorded, statistics and all, is what a resumed run hands on
+        assert_that(written.shards, equal_to(expected), label="Shards")
     result = pipeline.run()
     result.wait_until_finish()
     counters = result.metrics().query(MetricsFilter().with_namespace("audioflow"))["counters"]
@@ -185,12 +199,17 @@ def markers(temp_dir: Path) -> list[UnitMarker]:
     return [UnitMarker.from_json(path.read_text(), str(temp_dir)) for path in names]
 
 
-def test_write_shards_keeps_the_units_whose_markers_hold_and_redoes_the_others(tmp_path: Path) -> None:
+@pytest.mark.parametrize("windows", [{}, {"window_seconds": 0.005}], ids=["one example per file", "windows"])
+def test_write_shards_keeps_the_units_whose_markers_hold_and_redoes_the_others(tmp_path: Path, windows) -> None:
     root = tmp_path / "audio"
     paths = [write_audio(root / f"{i:02d}.wav", rate=8000, seconds=0.02, seed=i) for i in range(12)]
     corrupt = write_corrupt_files(root / "bad")["random_bytes"]
     options = build_ingest_options(
-        manifest=str(tmp_path / "labels.csv"), output=str(tmp_path / "out"), audio_root=str(root), shard_size=1024
+        manifest=str(tmp_path / "labels.csv"),
+        output=str(tmp_path / "out"),
+        audio_root=str(root),
+        shard_size=1024,
+        **windows,
     )
     rows = [planned(line, str(path), path.stat().st_size) for line, path in enumerate([*paths, corrupt], start=2)]
     temp_dir = tmp_path / "out" / "_temporary-1"
@@ -198,13 +217,14 @@ def test_write_shards_keeps_the_units_whose_markers_hold_and_redoes_the_others(t
     first = write_units(tmp_path, rows, options, temp_dir)
     done = markers(temp_dir)
     assert len(done) > 2 and first["files_decoded"] == 13
+    assert first["examples_written"] == (48 if windows else 12)  # 20 ms clips: four 5 ms windows each
     assert json.loads((temp_dir / RUN_FILE).read_text()) == json.loads(RunState.of(options, SHA).to_json())
     assert sum(marker.num_rows for marker in done) == 13 and sum(len(m.rejected) for m in done) == 1
     files_before = {path.name: path.read_bytes() for path in temp_dir.glob("*.tfrecord")}
 
     resumed = write_units(tmp_path, rows, dataclasses.replace(options, resume=True), temp_dir)
     assert resumed.get("files_decoded", 0) == 0
-    assert resumed["shard_units_kept"] == len(done) and resumed["examples_kept"] == 12
+    assert resumed["shard_units_kept"] == len(done) and resumed["examples_kept"] == first["examples_written"]
     assert resumed["rows_rejected"] == 1  # the kept unit's rejection is handed on again
 
     # One unit's file is gone, and a file of another unit was replaced (a new generation): those two
