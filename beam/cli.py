@@ -160,12 +160,37 @@ def ingest(ctx: click.Context, **values: Any) -> None:
 @click.option("--verify", is_flag=True, help="Re-read every shard: checksums, parsing, counts.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report.")
-def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) -> None:
-    """Summarise a dataset; --verify re-reads it all and exits non-zero on any mismatch."""
+@click.option(
+    "--compare",
+    "previous",
+    metavar="OLD",
+    help="Compare with a previous dataset: label, duration, sample-rate and loudness drift (also in --html).",
+)
+@click.option(
+    "--max-label-drift",
+    type=click.FloatRange(0, 1),
+    help="With --compare: exit 1 if any label's share of the examples moved by more than this (L-infinity).",
+)
+def inspect(
+    dataset: str,
+    verify: bool,
+    as_json: bool,
+    html_path: str | None,
+    previous: str | None,
+    max_label_drift: float | None,
+) -> None:
+    """Summarise a dataset; --verify re-reads it all and --compare OLD measures drift; both exit 1 on failure."""
     from audioflow.beam.reader import load_dataset_info
     from audioflow.beam.tools.summary import format_summary
 
+    if max_label_drift is not None and previous is None:
+        raise click.UsageError("--max-label-drift needs --compare OLD")
     info = load_dataset_info(dataset)
+    comparison = None
+    if previous is not None:
+        from audioflow.beam.tools.compare import compare_datasets, load_previous
+
+        comparison = compare_datasets(info, load_previous(previous), new_uri=dataset, old_uri=previous)
     report = None
     if verify:
         from audioflow.beam.tools.verify import verify_dataset
@@ -174,7 +199,7 @@ def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) ->
     if html_path:
         from audioflow.beam.tools.report import write_html_report
 
-        write_html_report(dataset, info, html_path)
+        write_html_report(dataset, info, html_path, comparison=comparison)
     if as_json:
         out = json.loads(info.to_json())
         if report is not None:
@@ -185,6 +210,9 @@ def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) ->
                 "problems": report.problems,
                 "warnings": report.warnings,
             }
+        if comparison is not None:
+            out["compare"] = {**comparison.to_json_dict(), "max_label_drift": max_label_drift}
+            out["compare"]["passed"] = not comparison.over(max_label_drift)
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     else:
         click.echo(format_summary(dataset, info))
@@ -205,9 +233,14 @@ def inspect(dataset: str, verify: bool, as_json: bool, html_path: str | None) ->
                 click.echo(f"          {problem}")
             for warning in report.warnings:
                 click.echo(f"          warning: {warning}")
+        if comparison is not None:
+            from audioflow.beam.tools.compare import format_comparison
+
+            click.echo("")
+            click.echo(format_comparison(comparison, max_label_drift))
         if html_path:
             click.echo(f"report    {html_path}")
-    if report is not None and not report.ok:
+    if (report is not None and not report.ok) or (comparison is not None and comparison.over(max_label_drift)):
         sys.exit(1)
 
 

@@ -25,5 +25,9 @@ class TooManyRejectedError(AudioflowError):
     """More rows were rejected than --max-rejected-fraction allows (the dataset and report are still written)."""
 
 
+class DriftError(AudioflowError):
+    """A dataset's labels drifted from the previous dataset's further than --max-label-drift allows."""
+
+
 class SettingsError(AudioflowError):
     """A required setting is missing or invalid (flags, environment or .env)."""

@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations`: KFP reads the real annotation objects.
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Metrics, Output, OutputPath
+from kfp.dsl import HTML, Dataset, Input, Metrics, Output, OutputPath
 
 from audioflow.components.image import component_image
 
@@ -43,6 +43,13 @@ def ingest_audio(
     group_pattern: str = "",
     allow_empty: bool = False,
     resume: bool = False,
+    dedupe: str = "path",
+    on_label_conflict: str = "warn",
+    reject_silent: bool = False,
+    max_clipped_fraction: float = 1.0,
+    min_rms_dbfs: float = 0.0,
+    previous_dataset: Input[Dataset] = None,
+    max_label_drift: float = 1.0,
     runner: str = "DirectRunner",
     beam_args: list = [],  # noqa: B006 - KFP parameters are declared with literal defaults
     launch_mode: str = "beam",
@@ -82,6 +89,15 @@ def ingest_audio(
         allow_empty: write an empty dataset for a manifest with no rows (refused otherwise).
         resume: keep the shards a failed attempt at this step completed (same manifest and options)
             and write only the rest; the step still replaces any other output at its artifact URI.
+        dedupe: path (rows naming the same file) or content (rows whose decoded audio is equal).
+        on_label_conflict: equal audio under different labels: warn, keep-first or reject-all.
+        reject_silent: reject files that are digital silence.
+        max_clipped_fraction: reject files with more of their samples clipped (1: no limit).
+        min_rms_dbfs: reject files quieter than this RMS level in dBFS, e.g. -60 (0: no limit).
+        previous_dataset: an earlier dataset to compare with (label, duration, sample-rate and loudness
+            drift, in the metrics and the report).
+        max_label_drift: with previous_dataset, fail the step when a label's share of the examples moved
+            by more than this (L-infinity distance; 1 never fails). The dataset and report are still written.
         runner: DirectRunner (in the step's container) or DataflowRunner.
         beam_args: extra Beam options, e.g. ["--project=p", "--region=r", "--temp_location=gs://b/tmp"].
         launch_mode: "beam" runs the Beam launcher in this step; "flex_template" starts the Flex
@@ -90,7 +106,13 @@ def ingest_audio(
         template_path: the template spec's gs:// path (`audioflow template build`), for flex_template.
     """
     from audioflow.beam.tools.report import write_html_report
-    from audioflow.components.ingest_step import dataset_metadata, run_ingest_step
+    from audioflow.components.ingest_step import (
+        check_drift,
+        compare_with_previous,
+        dataset_metadata,
+        quality_metrics,
+        run_ingest_step,
+    )
 
     info = run_ingest_step(
         dataset_uri=dataset.uri,
@@ -125,7 +147,14 @@ def ingest_audio(
         group_pattern=group_pattern,
         allow_empty=allow_empty,
         resume=resume,
+        dedupe=dedupe,
+        on_label_conflict=on_label_conflict,
+        reject_silent=reject_silent,
+        max_clipped_fraction=max_clipped_fraction,
+        min_rms_dbfs=min_rms_dbfs,
     )
+    previous = previous_dataset.uri if previous_dataset is not None else ""
+    comparison = compare_with_previous(info, dataset.uri, previous)
     dataset.metadata.update(dataset_metadata(info))
     metrics.log_metric("manifest_rows", info.manifest["num_rows"])
     metrics.log_metric("examples_written", info.num_examples)
@@ -133,7 +162,10 @@ def ingest_audio(
     metrics.log_metric("hours_of_audio", info.stats["total_hours"])
     for name, split in info.splits.items():
         metrics.log_metric(f"examples_{name}", split.num_examples)
-    write_html_report(dataset.uri, info, report.path)
+    for name, value in quality_metrics(info, comparison).items():
+        metrics.log_metric(name, value)
+    write_html_report(dataset.uri, info, report.path, comparison=comparison)
+    check_drift(comparison, max_label_drift)  # after the outputs: a failed step still shows its report
 
 
 def _exec_python(component: dsl.base_component.BaseComponent) -> None:

@@ -19,13 +19,22 @@ import logging
 import signal
 from typing import Any
 
-from audioflow.beam.errors import AudioflowError, SettingsError, TooManyRejectedError
+from audioflow.beam.errors import AudioflowError, DriftError, SettingsError, TooManyRejectedError
 from audioflow.beam.format import REJECTED_FILE, DatasetInfo
 from audioflow.beam.job.beam_args import arg_value, is_dataflow_runner, is_local_runner
 from audioflow.beam.job.launch import run_ingest
 from audioflow.beam.prep.options import build_ingest_options
 
-__all__ = ["LAUNCH_MODES", "dataflow_resources", "dataset_metadata", "run_ingest_step", "run_template_step"]
+__all__ = [
+    "LAUNCH_MODES",
+    "check_drift",
+    "compare_with_previous",
+    "dataflow_resources",
+    "dataset_metadata",
+    "quality_metrics",
+    "run_ingest_step",
+    "run_template_step",
+]
 
 LAUNCH_MODES = ("beam", "flex_template")
 
@@ -53,6 +62,53 @@ def dataset_metadata(info: DatasetInfo) -> dict[str, Any]:
         "manifest_uri": info.manifest["uri"],
         "manifest_sha256": info.manifest["sha256"],
     }
+
+
+def compare_with_previous(info: DatasetInfo, dataset_uri: str, previous_uri: str):
+    """The drift from the previous dataset (beam/tools/compare.py), or None without one.
+
+    Raises:
+        DatasetError: the previous dataset cannot be read or is of another format_version (one line).
+    """
+    if not previous_uri:
+        return None
+    from audioflow.beam.tools.compare import compare_datasets, format_comparison, load_previous
+
+    comparison = compare_datasets(info, load_previous(previous_uri), new_uri=dataset_uri, old_uri=previous_uri)
+    _LOGGER.info("%s", format_comparison(comparison))
+    return comparison
+
+
+def check_drift(comparison: Any, max_label_drift: float) -> None:
+    """Fails the step when the labels drifted further than `max_label_drift` (L-infinity).
+
+    Raises:
+        DriftError: naming both datasets, the distance, the limit and the labels that moved most.
+    """
+    if comparison is None or not comparison.over(max_label_drift):
+        return
+    moved = sorted(comparison.shares(), key=lambda share: -abs(share[2] - share[1]))[:3]
+    detail = ", ".join(f"{label} {old:.1%} -> {new:.1%}" for label, old, new in moved)
+    vanished = f"; vanished: {', '.join(comparison.vanished_labels)}" if comparison.vanished_labels else ""
+    raise DriftError(
+        f"label drift {comparison.label_linf:.4f} (L-infinity) from {comparison.old_uri} is over "
+        f"max_label_drift {max_label_drift:g}: {detail}{vanished}"
+    )
+
+
+def quality_metrics(info: DatasetInfo, comparison: Any = None) -> dict[str, float]:
+    """The step's quality metrics: equal audio, conflicts, leakage, flagged examples, and drift if compared."""
+    metrics: dict[str, float] = {}
+    quality = info.quality
+    if quality is not None:
+        metrics["duplicate_groups"] = quality["duplicates"]["num_groups"]
+        metrics["label_conflict_groups"] = quality["label_conflicts"]["num_groups"]
+        metrics["split_leakage_examples"] = quality["split_leakage"]["num_examples"]
+        metrics.update({f"flagged_{flag}": entry["count"] for flag, entry in quality["flags"].items()})
+    if comparison is not None:
+        metrics["label_drift_linf"] = comparison.label_linf
+        metrics["label_drift_js"] = comparison.label_js
+    return metrics
 
 
 def dataflow_resources(job_id: str, project: str, region: str) -> str:

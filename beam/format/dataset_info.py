@@ -76,6 +76,9 @@ class DatasetInfo:
     # What the records hold beyond audio (README, "The dataset format"): the label kind, text, segments, windows,
     # kept columns, the split grouping and every feature's type. None in datasets written before it.
     content: dict[str, Any] | None = None
+    # Data quality (format/quality.py): content hashes in quality.jsonl, signal statistics, duplicates,
+    # label conflicts and split leakage; None for datasets written before it.
+    quality: dict[str, Any] | None = None
 
     @property
     def sample_format(self) -> str:

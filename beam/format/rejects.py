@@ -29,4 +29,9 @@ REJECT_REASONS: dict[str, str] = {
     "shorter_than_window": "with --last-window drop, the file or segment is shorter than one window",
     "bad_column": "a kept column's value does not parse as its --column-types type",
     "bad_group": "the --split-by value is empty, or does not match --group-pattern",
+    "duplicate_content": "the same decoded audio as an earlier row, which was kept (--dedupe content)",
+    "label_conflict": "the same decoded audio as another row under another label (--on-label-conflict)",
+    "silent": "the audio is digital silence (--reject-silent)",
+    "clipped": "more of the samples are clipped than --max-clipped-fraction allows",
+    "too_quiet": "the RMS level is under --min-rms-dbfs",
 }

@@ -22,10 +22,11 @@ from apache_beam import coders
 from apache_beam.coders import coder_impl
 from apache_beam.coders.coders import FastCoder
 
+from audioflow.beam.prep.equal_audio import HashedRecord
 from audioflow.beam.prep.manifest import ManifestRow
 from audioflow.beam.prep.rows import PlannedRow, Rejection
 
-__all__ = ["ManifestRowCoder", "PlannedRowCoder", "RejectionCoder", "register_row_coders"]
+__all__ = ["HashedRecordCoder", "ManifestRowCoder", "PlannedRowCoder", "RejectionCoder", "register_row_coders"]
 
 
 class _FieldsCoderImpl(coder_impl.StreamCoderImpl):
@@ -172,7 +173,16 @@ class RejectionCoder(_FieldsCoder):
     interned = (2, 3, 4)  # label, split, reason
 
 
+class HashedRecordCoder(_FieldsCoder):
+    cls = HashedRecord
+    to_fields = staticmethod(
+        operator.attrgetter("content_hash", "line", "blob", "label", "label_key", "split", "shard", "index")
+    )
+    from_fields = HashedRecord
+    interned = (3, 4, 5, 6)  # label, label key, split, shard file
+
+
 def register_row_coders() -> None:
     """Tells Beam's coder registry to use these coders wherever a step declares a row type."""
-    for coder in (ManifestRowCoder, PlannedRowCoder, RejectionCoder):
+    for coder in (ManifestRowCoder, PlannedRowCoder, RejectionCoder, HashedRecordCoder):
         coders.registry.register_coder(coder.cls, coder)

@@ -32,7 +32,10 @@ from audioflow.beam.format import (
 )
 from audioflow.beam.format.index import INDEX_SUFFIX, index_section
 from audioflow.beam.job.content import describe_content, format_version_of, label_section_extras
+from audioflow.beam.job.equal_audio import quality_folder
+from audioflow.beam.job.quality_summary import write_quality
 from audioflow.beam.prep.content import ContentStats
+from audioflow.beam.prep.equal_audio import EqualAudioGroup
 from audioflow.beam.prep.manifest import LabelPolicy, ManifestColumns
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.rows import Rejection, ShardStats, ShardWritten
@@ -96,10 +99,14 @@ def _percentiles(durations_centiseconds: Counter) -> dict[str, float]:
     return result
 
 
+def _in_final_order(shards: list[ShardWritten]) -> list[ShardWritten]:
+    return sorted(shards, key=lambda shard: (shard.unit, shard.part))
+
+
 def _name_shards(options: IngestOptions, split: str, shards: list[ShardWritten]) -> tuple[list[ShardInfo], bool]:
     """Renames a split's temporary files to their final names, in a deterministic order, with their
     record indexes; returns the shards, and whether every one of them has its index."""
-    ordered = sorted(shards, key=lambda shard: (shard.unit, shard.part))
+    ordered = _in_final_order(shards)
     infos, indexed = [], options.compression == "none"
     for index, shard in enumerate(ordered):
         name = shard_file_name(split, index, len(ordered), options.compression)
@@ -134,11 +141,14 @@ def finalize_dataset(
     manifest_info: dict[str, Any],
     manifest_columns: ManifestColumns | None = None,
     groups: dict[str, Any] | None = None,
+    equal_audio: Iterable[EqualAudioGroup] | None = None,
 ) -> DatasetInfo:
     """Completes the dataset and returns its metadata.
 
     `manifest_columns` (which optional columns the manifest has) and `groups` (CheckGroups' summary)
     describe the records' content; without them the manifest counts as one of labels and blobs.
+    With `equal_audio` (ResolveEqualAudio's output), it also writes quality.jsonl from the shards'
+    quality sidecars and dataset.json's `quality` section (job/quality_summary.py).
 
     Raises:
         AccountingError: if manifest rows != written + rejected for any split (dataset.json is not written).
@@ -162,6 +172,7 @@ def finalize_dataset(
     overall = ShardStats()
     indexed = options.compression == "none"
     content_stats = ContentStats()
+    named: list[tuple[str, ShardWritten]] = []  # (final name, temporary shard), in dataset.json's order
     for split in options.splits.names:
         group = shards_by_split.get(split, [])
         stats = ShardStats()
@@ -171,6 +182,7 @@ def finalize_dataset(
         overall.merge(stats)
         files, split_indexed = _name_shards(options, split, group)
         indexed = indexed and split_indexed
+        named += zip([file.name for file in files], _in_final_order(group), strict=True)
         splits[split] = SplitInfo(
             num_examples=stats.num_examples,
             num_shards=len(files),
@@ -180,6 +192,9 @@ def finalize_dataset(
             label_counts=_histogram(stats.label_counts),
         )
 
+    quality = None
+    if equal_audio is not None and options.audio.checks.enabled and options.windows is None:  # windows: unmeasured
+        quality = write_quality(options, named, equal_audio)
     num_rows = manifest_info["num_rows"]
     num_rejected = sum(rejected_by_reason.values())
     fraction = num_rejected / num_rows if num_rows else 0.0
@@ -235,9 +250,11 @@ def finalize_dataset(
         tool=tool,
         index=index_section(f.name for split in splits.values() for f in split.files) if indexed else None,
         content=content,
+        quality=quality,
     )
     write_text_atomically(FileSystems.join(options.output, METADATA_FILE), info.to_json())
     delete_tree(temp_dir)
+    delete_tree(quality_folder(temp_dir))
     _LOGGER.info("dataset complete: %d examples written, %d rows rejected", overall.num_examples, num_rejected)
     return info
 
@@ -260,6 +277,7 @@ class FinalizeInputs(NamedTuple):
     manifest_info: beam.PCollection  # {uri, sha256, num_rows} (one)
     manifest_columns: beam.PCollection | None = None  # ManifestColumns (one)
     groups: beam.PCollection | None = None  # CheckGroups' summary (one)
+    equal_audio: beam.PCollection | None = None  # EqualAudioGroup per group of equal audio (job/equal_audio.py)
 
 
 class _FinalizeFn(beam.DoFn):
@@ -269,7 +287,16 @@ class _FinalizeFn(beam.DoFn):
         self._options, self._temp_dir, self._tool = options, temp_dir, tool
 
     def process(
-        self, _: Any, shards, rejected, row_splits, policy, manifest_info, manifest_columns=None, groups=None
+        self,
+        _: Any,
+        shards,
+        rejected,
+        row_splits,
+        policy,
+        manifest_info,
+        manifest_columns=None,
+        groups=None,
+        equal_audio=None,
     ) -> Iterator[DatasetInfo]:
         yield finalize_dataset(
             self._options,
@@ -282,6 +309,7 @@ class _FinalizeFn(beam.DoFn):
             manifest_info=manifest_info,
             manifest_columns=manifest_columns,
             groups=groups,
+            equal_audio=equal_audio,
         )
 
 
@@ -318,5 +346,6 @@ class Finalize(beam.PTransform):
                 manifest_info=AsSingleton(inputs.manifest_info),
                 manifest_columns=None if inputs.manifest_columns is None else AsSingleton(inputs.manifest_columns),
                 groups=None if inputs.groups is None else AsSingleton(inputs.groups),
+                equal_audio=None if inputs.equal_audio is None else AsIter(inputs.equal_audio),
             ).with_output_types(DatasetInfo)
         )

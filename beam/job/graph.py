@@ -1,10 +1,10 @@
 r"""The Beam graph: manifest rows in, shards + rejected report + dataset.json out.
 
-    ReadManifest | ClassifyRows | DropDuplicates | StatFiles | WriteShards | Finalize
-                                \ CheckGroups ------------------------------------/
+    ReadManifest | ClassifyRows | DropDuplicates | StatFiles | WriteShards | ResolveEqualAudio | Finalize
+                                \ CheckGroups --------------------------------------------------------/
 
 Each step is a composite transform in a module of its own (read, classify, groups, dedupe, stat,
-write, finalize); this module only composes them. Only manifest rows are grouped or shuffled: audio is
+write, equal_audio, finalize); this module only composes them. Only manifest rows are grouped or shuffled: audio is
 read, encoded and streamed to a shard file inside one DoFn call (see write.py).
 """
 
@@ -18,6 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from audioflow.beam.job.classify import ClassifyRows
 from audioflow.beam.job.coders import register_row_coders
 from audioflow.beam.job.dedupe import DropDuplicates
+from audioflow.beam.job.equal_audio import ResolveEqualAudio
 from audioflow.beam.job.finalize import Finalize, FinalizeInputs
 from audioflow.beam.job.groups import CheckGroups
 from audioflow.beam.job.read import ReadManifest
@@ -71,18 +72,21 @@ class IngestDataset(beam.PTransform):
         sized = unique.unique | "StatFiles" >> StatFiles(options)
         # rows: PlannedRow with its size; rejected: Rejection
         written = sized.rows | "WriteShards" >> WriteShards(options, temp_dir, self._run_state)
-        # shards: ShardWritten per temporary file; rejected: Rejection
-        each_step = (classified.rejected, unique.rejected, sized.rejected, written.rejected)
+        # shards: ShardWritten per temporary file; rejected: Rejection; hashes: (hash bucket, [HashedRecord])
+        resolved = (written.shards, written.hashes) | "ResolveEqualAudio" >> ResolveEqualAudio(options)
+        # shards: ShardWritten without the rows rejected by content; rejected: Rejection; groups: EqualAudioGroup
+        each_step = (classified.rejected, unique.rejected, sized.rejected, written.rejected, resolved.rejected)
         rejected = each_step | "AllRejections" >> beam.Flatten()
         # Rejection, from every step
         inputs = FinalizeInputs(
-            shards=written.shards,
+            shards=resolved.shards,
             rejected=rejected,
             row_splits=classified.row_splits,
             policy=classified.policy,
             manifest_info=manifest.info,
             manifest_columns=manifest.columns,
             groups=groups,
+            equal_audio=resolved.groups,
         )
         return inputs | "Finalize" >> Finalize(options, temp_dir, self._tool)
         # DatasetInfo (one), also written as dataset.json

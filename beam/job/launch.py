@@ -25,6 +25,7 @@ from audioflow.beam.errors import (
 )
 from audioflow.beam.format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
 from audioflow.beam.format.index import INDEX_SUFFIX
+from audioflow.beam.format.quality import QUALITY_FILE
 from audioflow.beam.job.beam_args import (
     check_beam_args,
     complete_remote_args,
@@ -88,7 +89,7 @@ def prepare_output(options: IngestOptions, state: RunState | None = None) -> str
     ours = [
         n
         for n in names
-        if n in (METADATA_FILE, REJECTED_FILE)
+        if n in (METADATA_FILE, REJECTED_FILE, QUALITY_FILE)
         or parse_shard_name(n.removesuffix(INDEX_SUFFIX))  # shards and their record indexes
         or n.endswith(INCOMPLETE_SUFFIX)
     ]
@@ -155,6 +156,16 @@ def check_manifest(options: IngestOptions) -> None:
             f"manifest {options.manifest} has no label column, and these columns are not used: "
             f"{', '.join(columns.unused)}. Name the label column with --label-column, keep the others "
             "with --keep-columns, or leave only the audio column to ingest unlabeled audio"
+        )
+    if (options.dedupe != "path" or options.on_label_conflict != "warn") and (
+        columns.start is not None or columns.text is not None
+    ):
+        # Dropping a row after it is written rewrites its shard; the counts of segments and texts a
+        # shard carries (dataset.json's content.stats) are not rebuilt, so only whole files may be dropped.
+        raise ManifestError(
+            f"manifest {options.manifest} has segment or text columns: --dedupe content and "
+            "--on-label-conflict keep-first/reject-all drop rows of whole files only; equal audio is still "
+            "reported with --dedupe path and --on-label-conflict warn"
         )
     if columns.label is None:
         _LOGGER.info("the manifest has no label column: the audio is ingested unlabeled")

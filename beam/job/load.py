@@ -18,6 +18,7 @@ from audioflow.beam.job.spans import RecordPlan, WindowRecords
 from audioflow.beam.prep.audio import AudioOptions, AudioRejected, decode_audio
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
+from audioflow.beam.prep.quality import SignalQuality
 from audioflow.beam.prep.rows import PlannedRow, Rejection
 from audioflow.beam.storage import ObjectTooLargeError, read_bytes
 
@@ -38,6 +39,7 @@ class LoadedAudio:
     num_frames: int
     heavy: bool  # decoding ran a codec or the resampler (C code that releases the GIL)
     clipped: bool = False  # a segment whose end lay past the end of its file
+    quality: SignalQuality | None = None  # content hash and signal statistics, before resampling or downmixing
 
 
 def load_audio(
@@ -84,6 +86,7 @@ def load_audio(
         num_channels=decoded.num_channels,
         num_frames=decoded.num_frames,
         heavy=decoded.heavy,
+        quality=decoded.quality,
     )
 
 

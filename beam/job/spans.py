@@ -98,6 +98,7 @@ class RecordPlan:
             num_frames=audio.num_frames,
             heavy=audio.heavy,
             clipped=decoded.clipped,
+            quality=audio.quality,
         )
 
 

@@ -9,6 +9,7 @@ completed unit leaves a marker, and a resumed run keeps the units whose markers 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -25,29 +26,33 @@ from apache_beam.pvalue import AsDict, TaggedOutput
 
 from audioflow.beam.format import COMPRESSIONS
 from audioflow.beam.format.index import INDEX_SUFFIX, RecordIndex
+from audioflow.beam.job.equal_audio import HashBuckets, QualitySidecar
 from audioflow.beam.job.load import AudioLoader, LoadedAudio, WindowRecords
 from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
 from audioflow.beam.job.resume import RUN_FILE, MarkedFile, RunState, UnitMarker, rows_digest
 from audioflow.beam.prep.columns import normalise_text
 from audioflow.beam.prep.content import ContentStats
+from audioflow.beam.prep.equal_audio import HashedRecord
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.rows import PlannedRow, Rejection, ShardStats, ShardWritten
 from audioflow.beam.storage import delete_if_exists, write_text_atomically
 
-__all__ = ["AssignShards", "WriteShards", "Written", "shard_key"]
+__all__ = ["HASHES", "AssignShards", "WriteShards", "Written", "shard_key"]
 
 _LOGGER = logging.getLogger(__name__)
 ShardKey = tuple[str, int]  # (split, unit)
 # A windowed row's records are held in memory up to this size, then streamed to files of the row's
 # own, which are deleted if the row fails part-way (nothing of a rejected row may stay in a shard).
 _ROW_BUFFER_BYTES = 8 << 20
+HASHES = "hashes"  # the tagged output that carries (hash bucket, [HashedRecord]) of the examples written
 
 
 class Written(NamedTuple):
     """What WriteShards outputs."""
 
     shards: beam.PCollection  # ShardWritten per temporary file
-    rejected: beam.PCollection  # Rejection: the file could not be read or decoded
+    rejected: beam.PCollection  # Rejection: the file could not be read or decoded, or a quality gate refused it
+    hashes: beam.PCollection  # (hash bucket, [HashedRecord]) of the examples written (none without measurements)
 
 
 def shard_key(planned: PlannedRow, split_bytes: dict[str, int], shard_size: int) -> tuple[ShardKey, PlannedRow]:
@@ -116,16 +121,31 @@ class _TemporaryShards:
         self._part, self._writer, self._uri, self._num_bytes = 0, None, "", 0
         self._stats, self._content = ShardStats(), ContentStats()
         self._record_sizes: list[int] = []
+        self._sidecar: QualitySidecar | None = None  # the open file's quality sidecar (job/equal_audio.py)
 
-    def write(self, loaded: LoadedAudio, planned: PlannedRow, first: bool = True) -> ShardWritten | None:
-        """Appends one record; returns the previous file if this record starts a new one. `first` is
-        False for a row's second and later windows (they are examples, not rows)."""
+    @property
+    def uri(self) -> str:
+        """The open file (the one the last record went to)."""
+        return self._uri
+
+    @property
+    def index(self) -> int:
+        """The position of the last record written in the open file."""
+        return len(self._record_sizes) - 1
+
+    def write(
+        self, loaded: LoadedAudio, planned: PlannedRow, first: bool = True, quality_line: bytes | None = None
+    ) -> ShardWritten | None:
+        """Appends one record (and its quality sidecar line); returns the previous file if this record
+        starts a new one. `first` is False for a row's second and later windows (examples, not rows)."""
         finished = None
         if self._writer is not None and self._num_bytes + len(loaded.record) > self._roll_at:
             finished = self.close()
         if self._writer is None:
-            self._open()
+            self._open(with_sidecar=quality_line is not None)
         self._writer.write(loaded.record)
+        if quality_line is not None:
+            self._sidecar.write_line(quality_line)
         self._num_bytes += len(loaded.record)
         self._record_sizes.append(len(loaded.record))
         self._stats.add(
@@ -192,6 +212,9 @@ class _TemporaryShards:
         if self._writer is None:
             return None
         self._writer.close()
+        if self._sidecar is not None:
+            self._sidecar.close()
+            self._sidecar = None
         if self._indexed:
             with FileSystems.create(self._uri + INDEX_SUFFIX, compression_type=CompressionTypes.UNCOMPRESSED) as index:
                 index.write(RecordIndex.from_record_sizes(self._record_sizes).encode())
@@ -202,10 +225,11 @@ class _TemporaryShards:
         self._stats, self._content = ShardStats(), ContentStats()
         return shard
 
-    def _open(self) -> None:
+    def _open(self, with_sidecar: bool = False) -> None:
         name = f"{self._split}-{self._unit:05d}-{self._part:04d}{self._suffix}"
         self._uri = FileSystems.join(self._temp_dir, name)
         self._writer = FileSystems.create(self._uri, compression_type=self._compression)
+        self._sidecar = QualitySidecar(self._uri) if with_sidecar else None
         self._num_bytes, self._record_sizes = 0, []
 
 
@@ -215,6 +239,36 @@ def _label_key(planned: PlannedRow) -> str | list[str]:
     if planned.labels is not None or planned.label is None:
         return planned.label_keys
     return planned.label_name if planned.label_name is not None else str(planned.label)
+
+
+_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _quality_line(planned: PlannedRow, loaded: LoadedAudio, label_key: str | list[str]) -> bytes | None:
+    """The example's quality sidecar entry (format/quality.py) as a JSON line, or None when nothing was measured.
+
+    Formatted by hand rather than with json.dumps of a dict: it runs once per example, and only the
+    strings need JSON escaping (the numbers are finite: levels are floored at DBFS_FLOOR).
+    """
+    quality = loaded.quality
+    if quality is None:
+        return None
+    return (
+        f'{{"line": {planned.row.line}, "blob": {_json(planned.row.blob)}, "split": {_json(planned.split)}, '
+        f'"label": {_json(label_key)}, "sample_rate": {loaded.sample_rate}, '
+        f'"source_sample_rate": {loaded.source_rate}, "num_channels": {loaded.num_channels}, '
+        f'"num_frames": {loaded.num_frames}, "hash": "{quality.content_hash}", "peak_dbfs": {quality.peak_dbfs!r}, '
+        f'"rms_dbfs": {quality.rms_dbfs!r}, "dc_offset": {quality.dc_offset!r}, '
+        f'"clipped_fraction": {quality.clipped_fraction!r}, "silence_fraction": {quality.silence_fraction!r}, '
+        f'"bandwidth_hz": {quality.bandwidth_hz!r}}}'
+    ).encode()
+
+
+def _hashed_record(planned: PlannedRow, loaded: LoadedAudio, label_key: str | list[str], shard: str, index: int):
+    """What ResolveEqualAudio groups for one example: its hash and row ids; labels compare as one text."""
+    key = label_key if isinstance(label_key, str) else json.dumps(sorted(label_key), ensure_ascii=False)
+    row = planned.row
+    return HashedRecord(loaded.quality.content_hash, row.line, row.blob, row.label, key, planned.split, shard, index)
 
 
 class _WriteShardFn(beam.DoFn):
@@ -259,6 +313,7 @@ class _WriteShardFn(beam.DoFn):
         shards: list[ShardWritten] = []  # yielded at the end, the last one with the unit's per-source counts
         per_source: Counter = Counter()  # examples per source file: every row of a file is in this unit
         rejections: list[Rejection] = []  # recorded in the unit's marker
+        buckets = HashBuckets()  # the examples' content hashes, for ResolveEqualAudio
         for planned, loaded in zip(ordered, self._loader.load_in_order(ordered), strict=True):
             self._decoded.inc()
             if isinstance(loaded, Rejection):
@@ -275,7 +330,11 @@ class _WriteShardFn(beam.DoFn):
                 per_source[planned.uri] += count
                 self._count_written(num_bytes, count)
                 continue
-            shards += _listed(files.write(loaded, planned))
+            label_key = _label_key(planned)
+            quality_line = _quality_line(planned, loaded, label_key)
+            shards += _listed(files.write(loaded, planned, quality_line=quality_line))
+            if quality_line is not None:
+                buckets.add(_hashed_record(planned, loaded, label_key, files.uri, files.index))
             if planned.row.start is not None:
                 per_source[planned.uri] += 1
             self._count_written(len(loaded.record))
@@ -285,6 +344,8 @@ class _WriteShardFn(beam.DoFn):
         if self._run_state is not None:
             self._mark_done(key, digest, shards, rejections)
         yield from shards
+        for batch in buckets.items():
+            yield TaggedOutput(HASHES, batch)
 
     def _mark_done(self, key: ShardKey, digest: str, shards: list[ShardWritten], rejections: list[Rejection]) -> None:
         """Records a unit whose files are all closed, so that a resumed run can keep it."""
@@ -338,7 +399,7 @@ class WriteShards(beam.PTransform):
             # ((split, unit), [PlannedRow])
             | "WriteTemporaryShards"
             >> beam.ParDo(_WriteShardFn(self._options, self._temp_dir, self._run_state))
-            .with_output_types(ShardWritten, **{REJECTED: Rejection})
-            .with_outputs(REJECTED, main="shards")
+            .with_output_types(ShardWritten, **{REJECTED: Rejection, HASHES: tuple[int, list[HashedRecord]]})
+            .with_outputs(REJECTED, HASHES, main="shards")
         )
-        return Written(written.shards, written[REJECTED])
+        return Written(written.shards, written[REJECTED], written[HASHES])

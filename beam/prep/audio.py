@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import soundfile as sf
@@ -18,6 +19,7 @@ import soxr
 
 from audioflow.beam.format import SAMPLE_FORMATS
 from audioflow.beam.prep.defaults import DEFAULTS
+from audioflow.beam.prep.quality import QualityChecks, SignalQuality, measure_signal
 
 __all__ = ["DEFAULT_MAX_DECODED_BYTES", "AudioOptions", "AudioRejected", "DecodedAudio", "decode_audio"]
 
@@ -57,6 +59,7 @@ class AudioOptions:
     max_duration: float | None = DEFAULTS["max_duration"]
     resample_quality: str = "HQ"
     max_decoded_bytes: int | None = DEFAULT_MAX_DECODED_BYTES  # None: no limit (trusted inputs only)
+    checks: QualityChecks = field(default_factory=QualityChecks)  # content hash, signal statistics, gates
 
     def __post_init__(self) -> None:
         if self.sample_format not in SAMPLE_FORMATS:
@@ -73,6 +76,7 @@ class DecodedAudio:
     # Decoding ran a codec or the resampler: C code that releases the GIL, so decoding several such
     # files on threads uses more cores. Plain PCM without resampling gains nothing from threads.
     heavy: bool = False
+    quality: SignalQuality | None = None  # of the samples before resampling or downmixing (prep/quality.py)
 
     @property
     def num_frames(self) -> int:
@@ -187,6 +191,7 @@ def decode_audio(source: str | bytes, options: AudioOptions, name: str = "") -> 
         raise AudioRejected("unreadable", f"{name}: truncated: decoded {samples.shape[0]} of {frames} frames")
     if samples.dtype.kind == "f" and not np.isfinite(samples).all():
         raise AudioRejected("invalid_samples", f"{name}: NaN or infinite samples")
+    quality = _check_quality(samples, rate, options, name)
 
     if transform:
         if options.mono and samples.shape[1] > 1:
@@ -207,5 +212,25 @@ def decode_audio(source: str | bytes, options: AudioOptions, name: str = "") -> 
         samples = np.ascontiguousarray(samples, dtype=SAMPLE_FORMATS[options.sample_format][0])
     output_rate = options.sample_rate if options.sample_rate is not None else rate
     return DecodedAudio(
-        samples=samples, sample_rate=output_rate, source_sample_rate=rate, heavy=codec or output_rate != rate
+        samples=samples,
+        sample_rate=output_rate,
+        source_sample_rate=rate,
+        heavy=codec or output_rate != rate,
+        quality=quality,
     )
+
+
+def _check_quality(samples: np.ndarray, rate: int, options: AudioOptions, name: str) -> SignalQuality | None:
+    """Measures the samples as decoded and applies the gates (prep/quality.py).
+
+    Raises:
+        AudioRejected: silent, clipped or too_quiet, when a gate refuses the file.
+    """
+    if not options.checks.enabled:
+        return None
+    to_format = partial(_to_sample_format, sample_format=options.sample_format)
+    quality = measure_signal(samples, rate, options.sample_format, to_format)
+    refused = options.checks.rejection(quality)
+    if refused is not None:
+        raise AudioRejected(refused[0], f"{name}: {refused[1]}")
+    return quality

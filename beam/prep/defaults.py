@@ -44,6 +44,8 @@ _SIZE = r"^[0-9]+(\.[0-9]+)?\s*([kKmMgG]([iI]?[bB])?|[bB])?$"
 _SPLITS = r"^[A-Za-z0-9_]+=[0-9.]+(,[A-Za-z0-9_]+=[0-9.]+)*$"
 _NUMBER = r"^[0-9]+(\.[0-9]+)?$"
 _INTEGER = r"^[0-9]+$"
+_FRACTION = r"^(0(\.[0-9]+)?|1(\.0+)?)$"
+_LEVEL = r"^(0(\.0+)?|-[0-9]+(\.[0-9]+)?)$"  # dBFS: 0 or below
 
 INGEST_OPTIONS: tuple[IngestOption, ...] = (
     IngestOption(
@@ -170,6 +172,40 @@ INGEST_OPTIONS: tuple[IngestOption, ...] = (
         False,
         "Write an empty dataset for a manifest with a header and no rows (refused otherwise).",
         env="ALLOW_EMPTY",
+    ),
+    IngestOption(
+        "dedupe",
+        str,
+        "path",
+        "What makes a row a duplicate of an earlier one: the same file (path) or the same decoded audio (content).",
+        env="DEDUPE",
+        choices=("path", "content"),
+    ),
+    IngestOption(
+        "on_label_conflict",
+        str,
+        "warn",
+        "Identical audio under different labels: report it (warn), keep the first row's label only "
+        "(keep-first) or reject every row of it (reject-all).",
+        env="ON_LABEL_CONFLICT",
+        choices=("warn", "keep-first", "reject-all"),
+    ),
+    IngestOption("reject_silent", bool, False, "Reject files that are digital silence.", env="REJECT_SILENT"),
+    IngestOption(
+        "max_clipped_fraction",
+        float,
+        1.0,
+        "Reject files with more than this fraction of their samples clipped (1: no limit).",
+        env="MAX_CLIPPED_FRACTION",
+        pattern=_FRACTION,
+    ),
+    IngestOption(
+        "min_rms_dbfs",
+        float,
+        0.0,
+        "Reject files whose RMS level is under this many dBFS, e.g. -60 (0: no limit).",
+        env="MIN_RMS_DBFS",
+        pattern=_LEVEL,
     ),
     IngestOption(
         "fetch_concurrency",

@@ -14,6 +14,7 @@ from audioflow.beam.prep.audio import AudioOptions
 from audioflow.beam.prep.columns import ColumnSpec
 from audioflow.beam.prep.defaults import DEFAULTS
 from audioflow.beam.prep.paths import is_remote, normalise_root
+from audioflow.beam.prep.quality import QualityChecks
 from audioflow.beam.prep.segments import WindowSpec
 from audioflow.beam.prep.splits import SplitSpec, parse_splits
 
@@ -75,6 +76,8 @@ class IngestOptions:
     columns: ColumnSpec = field(default_factory=ColumnSpec)
     allow_empty: bool = DEFAULTS["allow_empty"]
     resume: bool = DEFAULTS["resume"]  # keep what an interrupted run of the same manifest and options completed
+    dedupe: str = DEFAULTS["dedupe"]  # path: rows naming the same file; content: rows whose audio is equal
+    on_label_conflict: str = DEFAULTS["on_label_conflict"]  # equal audio under different labels
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -90,6 +93,21 @@ class IngestOptions:
             raise ValueError(
                 f"--window-seconds {self.windows.seconds:g} is over --max-duration {max_duration:g}: "
                 "every window would be rejected"
+            )
+        if self.dedupe not in ("path", "content"):
+            raise ValueError(f"dedupe must be path or content, not {self.dedupe!r}")
+        if self.on_label_conflict not in ("warn", "keep-first", "reject-all"):
+            raise ValueError(
+                f"on label conflict must be warn, keep-first or reject-all, not {self.on_label_conflict!r}"
+            )
+        if not self.audio.checks.enabled and (self.dedupe != "path" or self.on_label_conflict != "warn"):
+            raise ValueError("content dedupe and label conflict policies need the content hashes, which are turned off")
+        if self.windows is not None and (
+            self.dedupe != "path" or self.on_label_conflict != "warn" or self.audio.checks.gating
+        ):
+            raise ValueError(
+                "--dedupe content, --on-label-conflict and the quality gates act on whole files and segments, "
+                "which windows are cut from after they are measured: they cannot be used with --window-seconds"
             )
         root = self.audio_root or _parent(self.manifest)
         object.__setattr__(self, "audio_root", normalise_root(root))
@@ -147,6 +165,11 @@ def build_ingest_options(
     split_by: str = DEFAULTS["split_by"],
     group_pattern: str = DEFAULTS["group_pattern"],
     allow_empty: bool = DEFAULTS["allow_empty"],
+    dedupe: str = DEFAULTS["dedupe"],
+    on_label_conflict: str = DEFAULTS["on_label_conflict"],
+    reject_silent: bool = DEFAULTS["reject_silent"],
+    max_clipped_fraction: float = DEFAULTS["max_clipped_fraction"],
+    min_rms_dbfs: float = DEFAULTS["min_rms_dbfs"],
     overwrite: bool = False,
     resume: bool = DEFAULTS["resume"],
 ) -> IngestOptions:
@@ -169,6 +192,11 @@ def build_ingest_options(
             sample_rate=sample_rate or None,
             mono=mono,
             max_duration=max_duration if max_duration and max_duration > 0 else None,
+            checks=QualityChecks(
+                reject_silent=reject_silent,
+                max_clipped_fraction=float(max_clipped_fraction),
+                min_rms_dbfs=float(min_rms_dbfs),
+            ),
         ),
         label_column=label_column or None,
         blob_column=blob_column or None,
@@ -185,4 +213,6 @@ def build_ingest_options(
         columns=ColumnSpec.parse(keep_columns or "", column_types or "", split_by or "", group_pattern or ""),
         allow_empty=allow_empty,
         resume=resume,
+        dedupe=dedupe,
+        on_label_conflict=on_label_conflict,
     )

@@ -37,6 +37,7 @@ from audioflow.beam.prep.audio import (
     AudioRejected,
     DecodedAudio,
     _check_not_truncated,
+    _check_quality,
     _downmix,
     _largest_allocation,
     _to_sample_format,
@@ -313,11 +314,16 @@ def decode_span(
             "unreadable", f"{name}: truncated: decoded {samples.shape[0]} of the segment's {end - start} frames"
         )
     end = start + samples.shape[0]
+    # Measured as decoded, before _finish resamples or downmixes (prep/quality.py); NaN is _finish's to refuse.
+    finite = samples.dtype.kind != "f" or bool(np.isfinite(samples).all())
+    quality = _check_quality(samples, checked.rate, options, name) if finite else None
     out = _finish(samples, checked, options, name)
     if out.shape[0] == 0:
         raise AudioRejected("empty_audio", f"{name}: resampling the segment leaves no frames")
     output_rate = options.sample_rate if options.sample_rate is not None else checked.rate
-    decoded = DecodedAudio(samples=out, sample_rate=output_rate, source_sample_rate=checked.rate, heavy=checked.heavy)
+    decoded = DecodedAudio(
+        samples=out, sample_rate=output_rate, source_sample_rate=checked.rate, heavy=checked.heavy, quality=quality
+    )
     return DecodedSpan(audio=decoded, start=start, end=end, clipped=clipped)
 
 

@@ -103,4 +103,23 @@ def format_summary(dataset: str, info: DatasetInfo) -> str:
     )
     for reason, count in rejected["by_reason"].items():
         lines.append(f"          {reason:<16} {count}")
+    if info.quality is not None:
+        lines += ["", *_quality_lines(info.quality)]
     return "\n".join(lines)
+
+
+def _quality_lines(quality: dict) -> list[str]:
+    """Duplicates, label conflicts, split leakage and the flagged examples (dataset.json's quality section)."""
+    duplicates, conflicts = quality["duplicates"], quality["label_conflicts"]
+    leakage = quality["split_leakage"]
+    lines = [
+        f"quality   equal audio: {duplicates['num_groups']} groups of {duplicates['num_rows']} rows "
+        f"(--dedupe {quality['dedupe']}: {duplicates['num_rejected']} rejected); "
+        f"label conflicts: {conflicts['num_groups']} groups; "
+        f"split leakage: {leakage['num_groups']} groups, {leakage['num_examples']} examples",
+        "flagged   " + ", ".join(f"{flag} {entry['count']}" for flag, entry in quality["flags"].items()),
+    ]
+    rms = quality["signal"]["rms_dbfs"]["percentiles"]
+    if rms:
+        lines.append("loudness  RMS " + "  ".join(f"{key}={value:g}" for key, value in rms.items()) + " dBFS")
+    return lines

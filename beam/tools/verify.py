@@ -14,6 +14,7 @@ from audioflow.beam.errors import DatasetError
 from audioflow.beam.format import SAMPLE_FORMATS, AudioExample, DatasetInfo, decode_example, parse_shard_name
 from audioflow.beam.storage import list_names, read_shard_records
 from audioflow.beam.tools.indexing import index_problems
+from audioflow.beam.tools.quality_checks import content_problems, quality_warnings
 
 __all__ = ["VerifyReport", "verify_dataset"]
 
@@ -148,6 +149,9 @@ def verify_dataset(dataset: str, info: DatasetInfo) -> VerifyReport:
         if parse_shard_name(name) and name not in listed:
             report.problems.append(f"{name}: a shard file that dataset.json does not list")
     _check_groups(report, groups, info)
+    if info.quality is not None:
+        report.problems.extend(content_problems(dataset, info))
+        report.warnings.extend(quality_warnings(info))
     return report
 
 

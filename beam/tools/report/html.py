@@ -16,6 +16,7 @@ import numpy as np
 
 from audioflow.beam.format import REJECT_REASONS, REJECTED_EXAMPLES_PER_REASON, DatasetInfo
 from audioflow.beam.storage import write_text_atomically
+from audioflow.beam.tools.compare import Comparison
 from audioflow.beam.tools.report.content import content_section
 from audioflow.beam.tools.report.plots import (
     CLIP_MAX_RATE,
@@ -27,6 +28,7 @@ from audioflow.beam.tools.report.plots import (
     shard_size_plot,
     wav_data_uri,
 )
+from audioflow.beam.tools.report.quality import quality_section
 from audioflow.beam.tools.report.sample import CLIP_SECONDS, ReportSample, label_order, sample_dataset
 
 __all__ = ["MAX_LABELS", "MAX_TABLE_ROWS", "render_html_report", "write_html_report"]
@@ -116,21 +118,26 @@ nav a{{margin-right:12px;color:#0969da;text-decoration:none}}
 # images that decoded (naturalWidth > 0) and audio whose metadata loaded (its duration).
 _SCRIPT = """
 (function () {
-  function mark() {
-    var images = document.querySelectorAll("img.plot"), players = document.querySelectorAll("audio.example");
+  function count(imageSelector, audioSelector) {
     var rendered = 0, loaded = 0;
-    images.forEach(function (img) {
+    document.querySelectorAll(imageSelector).forEach(function (img) {
       var ok = img.complete && img.naturalWidth > 0;
       img.dataset.rendered = ok ? "1" : "0";
       rendered += ok ? 1 : 0;
     });
-    players.forEach(function (audio) {
+    document.querySelectorAll(audioSelector).forEach(function (audio) {
       if (audio.readyState >= 1) { audio.dataset.duration = String(audio.duration); loaded += 1; }
     });
-    document.body.dataset.imagesRendered = String(rendered);
-    document.body.dataset.audioLoaded = String(loaded);
+    return [String(rendered), String(loaded)];
   }
-  document.querySelectorAll("audio.example").forEach(function (audio) {
+  function mark() {
+    var page = count("img.plot", "audio.example"), quality = count("img.quality-plot", "audio.quality-clip");
+    document.body.dataset.imagesRendered = page[0];
+    document.body.dataset.audioLoaded = page[1];
+    document.body.dataset.qualityImagesRendered = quality[0];
+    document.body.dataset.qualityAudioLoaded = quality[1];
+  }
+  document.querySelectorAll("audio.example, audio.quality-clip").forEach(function (audio) {
     audio.addEventListener("loadedmetadata", mark);
   });
   window.addEventListener("load", mark);
@@ -145,6 +152,7 @@ _SECTIONS = (
     ("durations", "Durations"),
     ("formats", "Formats"),
     ("rejected", "Rejected"),
+    ("quality", "Quality"),
     ("shards", "Shards"),
 )
 
@@ -435,8 +443,18 @@ def _problems_section(sample: ReportSample) -> str:
     )
 
 
-def render_html_report(dataset: str, info: DatasetInfo, sample: ReportSample, *, max_labels: int = MAX_LABELS) -> str:
-    """Returns the page as one string: dataset.json's numbers plus the sample's durations and clips."""
+def render_html_report(
+    dataset: str,
+    info: DatasetInfo,
+    sample: ReportSample,
+    *,
+    max_labels: int = MAX_LABELS,
+    comparison: Comparison | None = None,
+) -> str:
+    """Returns the page as one string: dataset.json's numbers plus the sample's durations and clips.
+
+    With `comparison` (tools/compare.py), the Quality section also shows the drift from an older dataset.
+    """
     labels = label_order(info)
     shown = labels[:max_labels]
     script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode("ascii")
@@ -453,6 +471,7 @@ def render_html_report(dataset: str, info: DatasetInfo, sample: ReportSample, *,
         _durations_section(info, sample, shown),
         _formats_section(info),
         _rejected_section(info),
+        quality_section(dataset, info, comparison),
         _shards_section(info),
         _problems_section(sample),
     ]
@@ -466,7 +485,9 @@ def render_html_report(dataset: str, info: DatasetInfo, sample: ReportSample, *,
     )
 
 
-def write_html_report(dataset: str, info: DatasetInfo, path: str, examples_per_label: int = 3) -> None:
+def write_html_report(
+    dataset: str, info: DatasetInfo, path: str, examples_per_label: int = 3, comparison: Comparison | None = None
+) -> None:
     """Writes the self-contained HTML report of a dataset to `path` (local or gs://).
 
     Reads at most SAMPLE_RECORDS records (SAMPLE_BYTES bytes) from the first shards of each split,
@@ -478,6 +499,7 @@ def write_html_report(dataset: str, info: DatasetInfo, path: str, examples_per_l
         info: its dataset.json, as loaded by `load_dataset_info`.
         path: where to write the page; written to a temporary name, then renamed.
         examples_per_label: example clips shown per label (for the first MAX_LABELS labels).
+        comparison: a comparison with an older dataset, shown side by side in the Quality section.
     """
     shown = label_order(info)[:MAX_LABELS]
     sample = sample_dataset(dataset, info, examples_per_label=examples_per_label, labels=shown)
@@ -487,4 +509,4 @@ def write_html_report(dataset: str, info: DatasetInfo, path: str, examples_per_l
         _bytes(sample.num_bytes),
         len(sample.shards_read),
     )
-    write_text_atomically(path, render_html_report(dataset, info, sample))
+    write_text_atomically(path, render_html_report(dataset, info, sample, comparison=comparison))

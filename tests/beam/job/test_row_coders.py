@@ -15,8 +15,9 @@ from apache_beam.coders import coders
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.pipeline_context import PipelineContext
 
-from audioflow.beam.job.coders import ManifestRowCoder, PlannedRowCoder, RejectionCoder
+from audioflow.beam.job.coders import HashedRecordCoder, ManifestRowCoder, PlannedRowCoder, RejectionCoder
 from audioflow.beam.job.graph import IngestDataset
+from audioflow.beam.prep.equal_audio import HashedRecord
 from audioflow.beam.prep.manifest import ManifestRow
 from audioflow.beam.prep.options import build_ingest_options
 from audioflow.beam.prep.rows import PlannedRow, Rejection
@@ -38,6 +39,18 @@ PLANNED_ROWS = [
         generation=1764121200123456,
     ),
 ]
+CONTENT_RECORDS = [
+    HashedRecord(
+        "0f" * 16,
+        2**40,
+        'dir with space/ünïcödé, "q".flac',
+        "007",
+        "7",
+        "test",
+        "gs://b/_t/test-00000-0000.tfrecord",
+        0,
+    ),
+]
 REJECTIONS = [
     Rejection.of(MANIFEST_ROWS[2], "train", "malformed_row", "line 7: row has 1 field(s)"),
     Rejection(line=9, blob="x.wav", label="1", split="validation", reason="missing", message="line 9: no file"),
@@ -46,7 +59,12 @@ REJECTIONS = [
 
 @pytest.mark.parametrize(
     ("coder", "values"),
-    [(ManifestRowCoder(), MANIFEST_ROWS), (PlannedRowCoder(), PLANNED_ROWS), (RejectionCoder(), REJECTIONS)],
+    [
+        (ManifestRowCoder(), MANIFEST_ROWS),
+        (PlannedRowCoder(), PLANNED_ROWS),
+        (RejectionCoder(), REJECTIONS),
+        (HashedRecordCoder(), CONTENT_RECORDS),
+    ],
 )
 def test_round_trips_are_exact_and_deterministic(coder: coders.Coder, values: list) -> None:
     assert coder.is_deterministic()
@@ -101,5 +119,12 @@ def test_the_job_graph_encodes_rows_with_these_coders(tmp_path: Path) -> None:
             "TupleCoder[TupleCoder[StrUtf8Coder, VarIntCoder], IterableCoder[PlannedRowCoder]]"
         ),
         ("AllRejections", "None"): "RejectionCoder",
+        ("WriteShards/WriteTemporaryShards/ParDo(_WriteShardFn)", "hashes"): (
+            "TupleCoder[VarIntCoder, ListCoder[HashedRecordCoder]]"
+        ),
+        ("ResolveEqualAudio/GroupByHashBucket", "None"): (
+            "TupleCoder[VarIntCoder, IterableCoder[ListCoder[HashedRecordCoder]]]"
+        ),
+        ("ResolveEqualAudio/ResolveGroups/ParDo(_ResolveGroupsFn)", "rejected"): "RejectionCoder",
     }
     assert {key: coder_names.get(key) for key in expected} == expected

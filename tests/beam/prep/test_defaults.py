@@ -31,6 +31,12 @@ def test_each_default_passes_its_own_rules(entry):
         ("shard_size", "1.5GiB", True),
         ("shard_size", "-5", False),
         ("max_file_size", "12 parsecs", False),
+        ("max_clipped_fraction", "0.001", True),
+        ("max_clipped_fraction", "1", True),
+        ("max_clipped_fraction", "1.5", False),
+        ("min_rms_dbfs", "-60", True),
+        ("min_rms_dbfs", "0", True),
+        ("min_rms_dbfs", "6", False),
     ],
 )
 def test_a_value_the_regex_accepts_is_one_the_job_accepts(tmp_path, name, value, valid):
