@@ -96,6 +96,8 @@ def format_summary(dataset: str, info: DatasetInfo) -> str:
         lines.append("duration  " + "  ".join(f"{key}={value:g}s" for key, value in percentiles.items()))
     lines.append("rates     " + ", ".join(f"{rate} Hz: {n}" for rate, n in stats.get("sample_rates", {}).items()))
     lines.append("channels  " + ", ".join(f"{ch}: {n}" for ch, n in stats.get("channels", {}).items()))
+    if info.quality is not None:
+        lines += ["", *_quality_lines(info.quality)]
     lines.append("")
     verdict = "ok" if rejected.get("passed", True) else f"OVER the limit of {rejected.get('max_fraction', 0):.2%}"
     lines.append(
@@ -103,8 +105,6 @@ def format_summary(dataset: str, info: DatasetInfo) -> str:
     )
     for reason, count in rejected["by_reason"].items():
         lines.append(f"          {reason:<16} {count}")
-    if info.quality is not None:
-        lines += ["", *_quality_lines(info.quality)]
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from audioflow.beam.cli import main
-from audioflow.beam.errors import TooManyRejectedError
+from audioflow.beam.errors import ManifestError, TooManyRejectedError
 from audioflow.beam.format import METADATA_FILE, decode_example, parse_shard_name
 from audioflow.beam.format.quality import QUALITY_FILE
 from audioflow.beam.job.launch import run_ingest
@@ -90,7 +90,7 @@ def test_by_default_equal_audio_is_kept_and_reported(corpus, tmp_path):
     assert [warning.split(":")[0] for warning in report.warnings] == ["split leakage", "label conflicts"]
     result = CliRunner().invoke(main, ["inspect", str(tmp_path / "out"), "--verify"])
     assert result.exit_code == 0, result.output
-    assert "warning   split leakage: 6 examples in 2 groups of equal audio" in result.output
+    assert "          warning: split leakage: 6 examples in 2 groups of equal audio" in result.output
     assert "quality   equal audio: 2 groups of 6 rows (--dedupe path: 0 rejected)" in result.output
 
 
@@ -207,3 +207,24 @@ def test_a_gate_that_rejects_everything_still_writes_a_complete_dataset(signals,
     assert Counter(flag for flag, entry in info.quality["flags"].items() if entry["count"]) == Counter()
     assert verify_dataset(str(output), info).ok
     assert (output / METADATA_FILE).is_file()
+
+
+def test_segments_are_measured_and_only_reported(corpus, tmp_path):
+    """Segment rows are hashed and measured as decoded (the span, before resampling). Dropping them after
+    they are written is refused at launch, since a shard's segment counts are not rebuilt."""
+    rows = [("dog", "audio/dogs/bark.wav", "0", "0.25"), ("dog", "audio/dogs/bark.flac", "0", "0.25")]
+    rows.append(("cat", "audio/dogs/bark.wav", "0.25", "0.5"))
+    manifest = write_manifest(corpus.parent / "segments.csv", rows, header=("label", "blob", "start", "end"))
+    info = ingest(manifest, tmp_path / "out", splits="train=1")
+    by_line = {entry["line"]: entry for entry in content(tmp_path / "out")}
+    assert by_line[2]["hash"] == by_line[3]["hash"] != by_line[4]["hash"]  # the same span of WAV and FLAC
+    assert info.quality["duplicates"]["num_groups"] == 1 and info.quality["label_conflicts"]["num_groups"] == 0
+    with pytest.raises(ManifestError, match="has segment or text columns: --dedupe content"):
+        ingest(manifest, tmp_path / "again", splits="train=1", dedupe="content")
+
+
+def test_windows_are_not_measured(corpus, tmp_path):
+    info = ingest(corpus, tmp_path / "out", window_seconds=0.25)
+    assert info.num_examples > 10 and info.quality is None and not (tmp_path / "out" / QUALITY_FILE).exists()
+    with pytest.raises(ValueError, match="cannot be used with --window-seconds"):
+        build_ingest_options(manifest=str(corpus), output=str(tmp_path / "x"), window_seconds=0.25, reject_silent=True)
