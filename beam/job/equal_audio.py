@@ -34,11 +34,12 @@ from audioflow.beam.storage import read_shard_records
 
 __all__ = [
     "HASH_BUCKETS",
+    "SIDECAR_SUFFIX",
     "HashBuckets",
     "QualitySidecar",
     "ResolveEqualAudio",
     "Resolved",
-    "quality_folder",
+    "hashed_records",
     "read_sidecar_lines",
     "sidecar_of",
 ]
@@ -52,15 +53,27 @@ _DROPS = "drops"
 _COMPACTED = "-compacted"
 
 
-def quality_folder(temp_dir: str) -> str:
-    """Where the quality sidecars of the shards in `temp_dir` go: a sibling folder, removed with it."""
-    return temp_dir.rstrip("/") + "-content"
+SIDECAR_SUFFIX = ".quality.jsonl"
 
 
 def sidecar_of(shard_uri: str) -> str:
-    """The quality sidecar of a temporary shard file."""
-    folder, name = FileSystems.split(shard_uri)
-    return FileSystems.join(quality_folder(folder), name + ".jsonl")
+    """The quality sidecar of a temporary shard file: next to it, so --resume keeps the two together
+    and Finalize's removal of the temporary folder takes both."""
+    return shard_uri + SIDECAR_SUFFIX
+
+
+def hashed_records(shard_uri: str) -> Iterator[HashedRecord]:
+    """The HashedRecords of a temporary shard's examples, from its sidecar: for units --resume keeps.
+
+    The sidecar has the label as dataset.json counts it, not as the manifest wrote it; that is what a
+    rejection of a kept row then names.
+    """
+    for index, line in enumerate(read_sidecar_lines(shard_uri)):
+        entry = json.loads(line)
+        label = entry["label"]
+        key = label if isinstance(label, str) else json.dumps(sorted(label), ensure_ascii=False)
+        text = label if isinstance(label, str) else ",".join(label)
+        yield HashedRecord(entry["hash"], entry["line"], entry["blob"], text, key, entry["split"], shard_uri, index)
 
 
 class QualitySidecar:

@@ -32,7 +32,6 @@ from audioflow.beam.format import (
 )
 from audioflow.beam.format.index import INDEX_SUFFIX, index_section
 from audioflow.beam.job.content import describe_content, format_version_of, label_section_extras
-from audioflow.beam.job.equal_audio import quality_folder
 from audioflow.beam.job.quality_summary import write_quality
 from audioflow.beam.prep.content import ContentStats
 from audioflow.beam.prep.equal_audio import EqualAudioGroup
@@ -254,7 +253,6 @@ def finalize_dataset(
     )
     write_text_atomically(FileSystems.join(options.output, METADATA_FILE), info.to_json())
     delete_tree(temp_dir)
-    delete_tree(quality_folder(temp_dir))
     _LOGGER.info("dataset complete: %d examples written, %d rows rejected", overall.num_examples, num_rejected)
     return info
 

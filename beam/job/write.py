@@ -26,7 +26,7 @@ from apache_beam.pvalue import AsDict, TaggedOutput
 
 from audioflow.beam.format import COMPRESSIONS
 from audioflow.beam.format.index import INDEX_SUFFIX, RecordIndex
-from audioflow.beam.job.equal_audio import HashBuckets, QualitySidecar
+from audioflow.beam.job.equal_audio import HashBuckets, QualitySidecar, hashed_records
 from audioflow.beam.job.load import AudioLoader, LoadedAudio, WindowRecords
 from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
 from audioflow.beam.job.resume import RUN_FILE, MarkedFile, RunState, UnitMarker, rows_digest
@@ -362,11 +362,18 @@ class _WriteShardFn(beam.DoFn):
 
     def _keep(self, marker: UnitMarker) -> Iterator[Any]:
         self._units_kept.inc()
+        buckets = HashBuckets()
+        measured = self._options.audio.checks.enabled and self._options.windows is None
         for file in marker.files:
             self._examples_kept.inc(file.shard.stats.num_examples)
+            if measured:  # the kept files' examples take part in ResolveEqualAudio like new ones
+                for record in hashed_records(file.shard.temp_uri):
+                    buckets.add(record)
             yield file.shard
         for rejection in marker.rejected:
             yield self._reject(rejection)
+        for batch in buckets.items():
+            yield TaggedOutput(HASHES, batch)
 
     def _reject(self, rejection: Rejection) -> TaggedOutput:
         self._rejected.inc()

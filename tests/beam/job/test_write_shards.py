@@ -126,7 +126,8 @@ def test_files_roll_over_at_twice_the_shard_size(pipeline, tmp_path: Path) -> No
     assert_that(written.shards | beam.Map(operator.attrgetter("num_bytes")), _all_at_most(2 * 1024), label="Sizes")
     pipeline.run().wait_until_finish()
 
-    names = sorted(path.name for path in temp_dir.iterdir())
+    names = sorted(path.name for path in temp_dir.glob("*.tfrecord.gz"))  # not their quality sidecars
+    assert sorted(path.name for path in temp_dir.iterdir()) == sorted([*names, *(f"{n}.quality.jsonl" for n in names)])
     assert len(names) > 1 and names[0] == "train-00000-0000.tfrecord.gz"
     assert names == [f"train-00000-{part:04d}.tfrecord.gz" for part in range(len(names))]
     examples = [example for name in names for example in read_back(temp_dir, name)]
