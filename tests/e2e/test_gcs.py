@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from audioflow.beam.format import METADATA_FILE, REJECTED_FILE, DatasetInfo, parse_shard_name
+from audioflow.beam.format.quality import QUALITY_FILE
 from audioflow.beam.prep.audio import AudioOptions, decode_audio
 
 from audio_files import FORMATS, write_audio, write_corrupt_files, write_manifest
@@ -132,7 +133,7 @@ def test_ingest_from_bucket_to_bucket(gcs: EmulatedGcs, ingested: Ingested) -> N
     shards = {name for name in names if parse_shard_name(name)}
     assert shards == listed and len(shards) >= 2, names
     indexes = {f"{shard}.index" for shard in shards}  # each shard's record index
-    assert set(names) == shards | indexes | {METADATA_FILE, REJECTED_FILE}  # no temporary files left behind
+    assert set(names) == shards | indexes | {METADATA_FILE, REJECTED_FILE, QUALITY_FILE}  # no temporary files left
     for split in info.splits.values():
         for shard in split.files:
             assert len(gcs.read_bytes(f"{ingested.output}/{shard.name}")) == shard.num_bytes

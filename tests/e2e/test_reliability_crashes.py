@@ -26,6 +26,7 @@ import pytest
 from audioflow.beam.errors import DatasetError, OutputExistsError
 from audioflow.beam.format import METADATA_FILE, decode_example, parse_shard_name
 from audioflow.beam.format.tfrecord import iter_records
+from audioflow.beam.job.equal_audio import SIDECAR_SUFFIX
 from audioflow.beam.job.launch import run_ingest
 from audioflow.beam.job.resume import RUN_FILE, UNITS_FOLDER
 from audioflow.beam.prep.options import IngestOptions, build_ingest_options
@@ -113,13 +114,16 @@ def kill(process: subprocess.Popen) -> None:
 
 
 def temporary_files(output: Path) -> list[Path]:
-    """The temporary shards and indexes. The resume state (run.json, units/) stays in the folder until
-    Finalize deletes it, after dataset.json."""
+    """The temporary shards and indexes. The resume state (run.json, units/) and the shards' quality
+    sidecars stay in the folder until Finalize deletes it, after dataset.json."""
     return [
         path
         for folder in output.glob("_temporary-*")
         for path in folder.rglob("*")
-        if path.is_file() and path.name != RUN_FILE and path.parent.name != UNITS_FOLDER
+        if path.is_file()
+        and path.name != RUN_FILE
+        and path.parent.name != UNITS_FOLDER
+        and not path.name.endswith(SIDECAR_SUFFIX)
     ]
 
 
