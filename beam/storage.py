@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -284,11 +285,13 @@ def read_text(uri: str) -> str:
 def write_atomically(uri: str) -> Iterator[BinaryIO]:
     """A stream to a temporary name, renamed to `uri` when the block ends without an error: readers
     see the whole file or none of it. A failed write leaves `uri` as it was."""
-    temporary = uri + INCOMPLETE_SUFFIX
+    # A name of its own per writer: worker processes may write the same file at once (run.json).
+    temporary = f"{uri}.{os.getpid()}-{uuid.uuid4().hex[:8]}{INCOMPLETE_SUFFIX}"
     with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
         yield stream
     if FileSystems.exists(uri):
-        FileSystems.delete([uri])
+        with suppress(BeamIOError):  # another writer replaced it first; ours is renamed over it below
+            FileSystems.delete([uri])
     FileSystems.rename([temporary], [uri])
 
 
