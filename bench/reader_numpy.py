@@ -167,7 +167,7 @@ def report(dataset: str, runs: dict[str, list[dict]], rounds: int) -> str:
     load = os.getloadavg()[0]
     lines = [
         "",
-        f"### NumPy reader and random access (issue 13), {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
+        f"### NumPy reader and random access, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"`.venv/bin/python bench/reader_numpy.py --clips {train['num_examples']} --rounds {rounds}` "
         f"(git {git_head()}): {train['num_examples']:,} five-second 16 kHz mono int16 clips in "
@@ -205,7 +205,7 @@ def report(dataset: str, runs: dict[str, list[dict]], rounds: int) -> str:
     tf_peak = statistics.median(r["peak_mb"] for r in runs["read_split"])
     lines += [
         "",
-        "Targets (issue 13):",
+        "Targets:",
         "",
         f"- NumPy reader (int16) ≥ 2× read_split's whole-process throughput: "
         f"**{'met' if statistics.median(ratios) >= 2 else 'missed'}** "

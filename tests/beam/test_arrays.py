@@ -1,4 +1,4 @@
-"""The NumPy reader, the random-access source and the sharded view (issue 13).
+"""The NumPy reader, the random-access source and the sharded view.
 
 Every example they read is compared with `read_split`'s, bit for bit, on the demo dataset and on a
 multi-shard dataset with mono and stereo clips; bad input (no index, a stale index, a truncated
