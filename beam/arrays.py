@@ -46,14 +46,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from audioflow.beam.byte_ranges import is_gcs, join, open_stream, read_file, read_range
+from audioflow.beam.byte_ranges import is_gcs, join, open_stream, read_file, read_ranges
 from audioflow.beam.errors import DatasetError
 from audioflow.beam.format import (
     METADATA_FILE,
     SAMPLE_FORMATS,
-    AudioExample,
     DatasetInfo,
-    decode_example,
+    decode_fields,
     iter_shard_records,
 )
 from audioflow.beam.format.index import RecordIndex, decode_index
@@ -69,7 +68,8 @@ _ALLOCATOR_SETTLED = [-1]  # the pid of the process whose allocator _settle_allo
 
 def _settle_allocator() -> None:
     """Frees one 8 MiB block, once per process, so glibc's malloc stops returning freed memory to the
-    kernel after every record.
+    kernel after every record. Called where a random-access source is made or unpickled (a forked
+    child inherits the parent's allocator state).
 
     A random read allocates the record (~160 kB for 5 s of audio), a copy of its audio and, for
     float32, an array twice that size, and frees most of it before the next read. glibc starts
@@ -149,44 +149,30 @@ def _check_audio_type(audio: str, sample_format: str) -> None:
         raise ValueError(f"this dataset stores {sample_format} samples: read them with audio='float32'")
 
 
-def _decode(payload: bytes, where: str) -> AudioExample:
+def _to_example(payload: bytes, where: str, sample_format: str, audio: AudioType) -> dict[str, Any]:
+    """The record as the reader's dict: the decoded fields, with NumPy audio and label indices."""
     try:
-        return decode_example(payload)
+        out = decode_fields(payload, audio_view=True)
     except ValueError as error:
         raise DatasetError(f"{where}: cannot be parsed: {error}") from None
-
-
-def _to_example(example: AudioExample, where: str, sample_format: str, audio: AudioType) -> dict[str, Any]:
-    samples = np.frombuffer(example.audio, dtype=SAMPLE_FORMATS[sample_format][0])
-    if samples.size != example.num_frames * example.num_channels:
+    num_frames, num_channels = out["num_frames"], out["num_channels"]
+    samples = np.frombuffer(out["audio"], dtype=SAMPLE_FORMATS[sample_format][0])
+    if samples.size != num_frames * num_channels:
         raise DatasetError(
-            f"{where} ({example.blob}): {len(example.audio)} audio bytes for "
-            f"{example.num_frames} frames × {example.num_channels} channels"
+            f"{where} ({out['blob']}): {len(out['audio'])} audio bytes for "
+            f"{num_frames} frames × {num_channels} channels"
         )
-    samples = samples.reshape(example.num_frames, example.num_channels)
+    samples = samples.reshape(num_frames, num_channels)
     if audio == "float32" and sample_format == "int16":
         samples = np.multiply(samples, _INT16_SCALE, dtype=np.float32)
     # else a read-only view of the record's audio bytes: no copy (np.array(x) makes a writable one)
-    out: dict[str, Any] = {"audio": samples}
-    if example.label is not None:
-        out["label"] = example.label
-    out.update(
-        sample_rate=example.sample_rate,
-        num_channels=example.num_channels,
-        num_frames=example.num_frames,
-        blob=example.blob,
-    )
-    if example.label_name is not None:
-        out["label_name"] = example.label_name
-    if example.labels is not None:
-        out["labels"] = np.array(example.labels, dtype=np.int64)
-    if example.label_names is not None:
-        out["label_names"] = list(example.label_names)
-    for name in ("text", "source_sample_rate", "segment_start", "segment_end", "window_offset", "group"):
-        value = getattr(example, name)
-        if value is not None:
-            out[name] = value
-    out.update(example.columns)
+    out["audio"] = samples
+    if "labels" in out:
+        out["labels"] = np.array(out["labels"], dtype=np.int64)
+    if "label_names" in out:
+        out["label_names"] = list(out["label_names"])
+    if "columns" in out:
+        out.update(out.pop("columns"))
     return out
 
 
@@ -205,8 +191,7 @@ def _iter_shard(split: _Split, shard: int, audio: AudioType, keep: Any = None) -
     with raw:
         for count, payload in enumerate(iter_shard_records(raw, name), start=1):
             if keep is None or keep(count - 1):
-                where = f"{name}: record {count - 1}"
-                yield _to_example(_decode(payload, where), where, split.sample_format, audio)
+                yield _to_example(payload, f"{name}: record {count - 1}", split.sample_format, audio)
     if count != split.counts[shard]:
         raise DatasetError(
             f"{name}: {count} records, dataset.json says {split.counts[shard]} (a truncated or replaced shard)"
@@ -235,8 +220,8 @@ class RandomAccessSource:
     """Example `i` of a split in one positioned read, through the record index.
 
     `len(source)` is the split's size, `source[i]` its i-th example (shards in dataset.json's order,
-    records in shard order), one `os.pread` per part of the record on local shards and one ranged GET
-    on gs://. The object holds no open file or client (each thread and process opens its own on first
+    records in shard order), one copy out of the mapped shard on local paths and one ranged GET on
+    gs://. The object holds no open file or client (each thread and process opens its own on first
     use), so it pickles, and it is safe in forked or spawned workers. Loaded indexes travel with it.
 
     PyTorch (a map-style dataset; shuffle=True gives a global random order)::
@@ -290,6 +275,7 @@ class RandomAccessSource:
             )
         self._index_names = tuple(files[name] for name in self._split.shard_names)
         self._indexes: list[RecordIndex | None] = [None] * len(self._index_names)
+        _settle_allocator()
 
     def __len__(self) -> int:
         return self._split.num_examples
@@ -330,24 +316,22 @@ class RandomAccessSource:
         shard = bisect.bisect_right(self._split.starts, position) - 1
         return shard, position - self._split.starts[shard]
 
+    def __setstate__(self, state: dict[str, Any]) -> None:  # unpickled in a spawned worker
+        _settle_allocator()
+        self.__dict__.update(state)
+
     def read(self, shard: int, record: int) -> dict[str, Any]:
         """Record `record` of shard `shard`, CRCs checked."""
-        _settle_allocator()
         offset, length = self.index(shard).span(record)
         uri, name = self._split.uris[shard], self._split.shard_names[shard]
         payload_length = length - _FRAME_BYTES
-        if self._split.remote:
-            data = read_range(uri, offset, length)
-            header, payload, footer = data[:12], data[12 : 12 + payload_length], data[12 + payload_length :]
-            del data
-        else:  # three preads: the payload lands in its own bytes object, never copied out of a buffer
-            header = read_range(uri, offset, 12)
-            payload = read_range(uri, offset + 12, payload_length)
-            footer = read_range(uri, offset + 12 + payload_length, 4)
+        # the payload lands in its own bytes, which the audio array then views: one copy in all
+        parts = ((offset, 12), (offset + 12, payload_length), (offset + length - 4, 4))
+        header, payload, footer = read_ranges(uri, parts)
         where = f"{name}: record {record} at byte {offset}"
-        example = _decode(check_record(header, payload, footer, where, expected_length=payload_length), where)
-        del header, payload, footer  # the record's bytes go before the float32 array is made: less heap churn
-        return _to_example(example, where, self._split.sample_format, self._audio)
+        payload = check_record(header, payload, footer, where, expected_length=payload_length)
+        del header, footer
+        return _to_example(payload, where, self._split.sample_format, self._audio)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.read(*self.locate(i))

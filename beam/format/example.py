@@ -35,6 +35,7 @@ __all__ = [
     "SAMPLE_FORMATS",
     "AudioExample",
     "decode_example",
+    "decode_fields",
     "encode_example",
     "record_features",
     "tf_feature_spec",
@@ -252,8 +253,16 @@ def encode_example(example: AudioExample) -> bytes:
 
 def _varint_at(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     """(value, next position) of the varint at `pos`."""
-    if pos < end and buf[pos] < 0x80:  # most varints here are one byte: tags and short lengths
-        return buf[pos], pos + 1
+    if pos + 2 < end:  # most varints here are one byte (tags, short lengths), many two or three
+        first = buf[pos]
+        if first < 0x80:
+            return first, pos + 1
+        second = buf[pos + 1]
+        if second < 0x80:
+            return (first & 0x7F) | second << 7, pos + 2
+        third = buf[pos + 2]
+        if third < 0x80:
+            return (first & 0x7F) | (second & 0x7F) << 7 | third << 14, pos + 3
     result = shift = 0
     while True:
         if pos >= end:
@@ -338,9 +347,8 @@ def _decode_feature(buf: bytes, start: int, stop: int) -> tuple[str, list[Any]]:
     raise ValueError("empty or unsupported feature")
 
 
-def _features(data: bytes) -> dict[str, tuple[str, list[Any]]]:
-    """Example{1: Features{1: map<string, Feature>}} as {name: (wire type name, values)}."""
-    buf = data if isinstance(data, bytes) else bytes(data)
+def _generic_features(buf: bytes) -> dict[str, tuple[str, list[Any]]]:
+    """Example{1: Features{1: map<string, Feature>}} as {name: (wire type name, values)}, for any valid encoding."""
     end = len(buf)
     features: dict[str, tuple[str, list[Any]]] = {}
     pos = 0
@@ -370,35 +378,95 @@ def _features(data: bytes) -> dict[str, tuple[str, list[Any]]]:
     return features
 
 
-def _scalar(features: dict[str, tuple[str, list[Any]]], name: str, kind: str, required: bool = True) -> Any:
-    if name not in features:
-        if required:
-            raise ValueError(f"record has no feature {name!r}")
+def _canonical_features(buf: bytes, audio_view: memoryview | None) -> dict[str, tuple[str, list[Any]]] | None:
+    """The same as `_generic_features` in one pass without calls, for the canonical encoding that
+    this module and TensorFlow write (each field once, in field order, lists packed); None for
+    anything else, which `_generic_features` then parses or refuses. With `audio_view` (a view of
+    `buf`), the audio is a slice of it rather than a copy.
+
+    Random access spends most of its Python time here: the generic walk costs ~30 calls a record.
+    """
+    end = len(buf)
+    if end < 2 or buf[0] != 0x0A:
         return None
-    found, values = features[name]
-    if found != kind:
-        raise ValueError(f"feature {name!r} has type {found}, expected {kind}")
-    if len(values) != 1:
-        raise ValueError(f"feature {name!r} holds {len(values)} values, expected 1")
-    return values[0]
+    length, pos = (buf[1], 2) if buf[1] < 0x80 else _varint_at(buf, 1, end)
+    if pos + length != end:
+        return None
+    features: dict[str, tuple[str, list[Any]]] = {}
+    while pos < end:  # map entries: 0x0A len {0x0A len key, 0x12 len Feature{tag len list}}
+        if buf[pos] != 0x0A:
+            return None
+        length, pos = (buf[pos + 1], pos + 2) if buf[pos + 1] < 0x80 else _varint_at(buf, pos + 1, end)
+        entry_end = pos + length
+        key_end = pos + 2 + buf[pos + 1]
+        if entry_end > end or buf[pos] != 0x0A or buf[pos + 1] >= 0x80 or key_end + 4 > entry_end:
+            return None
+        key = buf[pos + 2 : key_end].decode()
+        if buf[key_end] != 0x12:
+            return None
+        length, pos = (buf[key_end + 1], key_end + 2) if buf[key_end + 1] < 0x80 else _varint_at(buf, key_end + 1, end)
+        if pos + length != entry_end:
+            return None
+        kind = buf[pos]
+        view = audio_view if key == "audio" else None
+        length, item = (buf[pos + 1], pos + 2) if buf[pos + 1] < 0x80 else _varint_at(buf, pos + 1, end)
+        if item + length != entry_end:
+            return None
+        values: list[Any] = []
+        if kind == 0x0A:  # BytesList: each value 0x0A len bytes
+            while item < entry_end:
+                if buf[item] != 0x0A:
+                    return None
+                length, item = (buf[item + 1], item + 2) if buf[item + 1] < 0x80 else _varint_at(buf, item + 1, end)
+                if item + length > entry_end:
+                    return None
+                values.append(buf[item : item + length] if view is None else view[item : item + length])
+                item += length
+            features[key] = ("bytes", values)
+        elif kind == 0x1A:  # Int64List: one packed run, 0x0A len varints
+            if item < entry_end:
+                if buf[item] != 0x0A or buf[item + 1] >= 0x80 or item + 2 + buf[item + 1] != entry_end:
+                    return None
+                item += 2
+                while item < entry_end:
+                    if buf[item] < 0x80:
+                        values.append(buf[item])
+                        item += 1
+                    else:
+                        raw, item = _varint_at(buf, item, entry_end)
+                        values.append(_signed(raw))
+            features[key] = ("int64", values)
+        elif kind == 0x12:  # FloatList: one packed run, 0x0A len float32s
+            if item < entry_end:
+                length = buf[item + 1]
+                if buf[item] != 0x0A or length >= 0x80 or length % 4 or item + 2 + length != entry_end:
+                    return None
+                values += struct.unpack_from(f"<{length // 4}f", buf, item + 2)
+            features[key] = ("float32", values)
+        else:
+            return None
+        pos = entry_end
+    return features
 
 
-def _text(value: bytes | None, name: str) -> str | None:
-    if value is None:
-        return None
+def _features(data: bytes, audio_view: bool) -> dict[str, tuple[str, list[Any]]]:
+    buf = data if isinstance(data, bytes) else bytes(data)
+    try:
+        found = _canonical_features(buf, memoryview(buf) if audio_view else None)
+    except (IndexError, ValueError):  # cut short or not UTF-8: the generic walk names what is wrong
+        found = None
+    return _generic_features(buf) if found is None else found
+
+
+_REQUIRED = ("audio", "sample_rate", "num_channels", "num_frames", "blob")
+_TEXT = ("blob", "label_name", "text", "group")
+
+
+def _text(value: bytes, name: str) -> str:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"feature {name!r} is not UTF-8") from None
-
-
-def _list(features: dict[str, tuple[str, list[Any]]], name: str, kind: str) -> tuple | None:
-    if name not in features:
-        return None
-    found, values = features[name]
-    if found != kind:
-        raise ValueError(f"feature {name!r} has type {found}, expected {kind}")
-    return tuple(values)
 
 
 def decode_example(data: bytes) -> AudioExample:
@@ -407,34 +475,51 @@ def decode_example(data: bytes) -> AudioExample:
     Raises:
         ValueError: if the bytes are not a record of this format (missing or mistyped feature).
     """
-    features = _features(data)
-    audio = _scalar(features, "audio", "bytes")
-    sample_rate = _scalar(features, "sample_rate", "int64")
-    num_channels = _scalar(features, "num_channels", "int64")
-    num_frames = _scalar(features, "num_frames", "int64")
-    blob = _text(_scalar(features, "blob", "bytes"), "blob")
-    names = _list(features, "label_names", "bytes")
+    fields = decode_fields(data)
+    return AudioExample(label=fields.pop("label", None), **fields)
+
+
+def decode_fields(data: bytes, *, audio_view: bool = False) -> dict[str, Any]:
+    """The record's features as {AudioExample field: value}, only those the record holds (no Nones),
+    checked as `decode_example` checks them; for readers that build their own objects.
+
+    With `audio_view`, `audio` is a read-only memoryview of `data` rather than a copy of its bytes
+    when the record is canonically encoded (always for records this module or TensorFlow wrote),
+    for readers that wrap it in NumPy at once.
+
+    Raises:
+        ValueError: if the bytes are not a record of this format (missing or mistyped feature).
+    """
+    fields: dict[str, Any] = {}
     columns = []
-    for name in sorted(set(features) - set(FEATURE_TYPES)):
-        kind, values = features[name]
-        if len(values) != 1:
-            raise ValueError(f"column {name!r} holds {len(values)} values, expected 1")
-        columns.append((name, _text(values[0], name) if kind == "bytes" else values[0]))
-    return AudioExample(
-        audio=audio,
-        label=_scalar(features, "label", "int64", required=False),
-        sample_rate=sample_rate,
-        num_channels=num_channels,
-        num_frames=num_frames,
-        blob=blob,
-        label_name=_text(_scalar(features, "label_name", "bytes", required=False), "label_name"),
-        labels=_list(features, "labels", "int64"),
-        label_names=None if names is None else tuple(_text(name, "label_names") for name in names),
-        text=_text(_scalar(features, "text", "bytes", required=False), "text"),
-        **{name: _scalar(features, name, "int64", required=False) for name in _PROVENANCE},
-        group=_text(_scalar(features, "group", "bytes", required=False), "group"),
-        columns=tuple(columns),
-    )
+    for name, (kind, values) in _features(data, audio_view).items():  # only what the record holds
+        expected = FEATURE_TYPES.get(name)
+        if expected is None:
+            if len(values) != 1:
+                raise ValueError(f"column {name!r} holds {len(values)} values, expected 1")
+            columns.append((name, _text(values[0], name) if kind == "bytes" else values[0]))
+        elif expected.endswith("_list"):
+            if kind != expected[:-5]:
+                raise ValueError(f"feature {name!r} has type {kind}, expected {expected[:-5]}")
+            fields[name] = tuple(values)
+        else:
+            if kind != expected:
+                raise ValueError(f"feature {name!r} has type {kind}, expected {expected}")
+            if len(values) != 1:
+                raise ValueError(f"feature {name!r} holds {len(values)} values, expected 1")
+            fields[name] = values[0]
+    for name in _REQUIRED:
+        if name not in fields:
+            raise ValueError(f"record has no feature {name!r}")
+    for name in _TEXT:
+        if name in fields:
+            fields[name] = _text(fields[name], name)
+    if "label_names" in fields:
+        fields["label_names"] = tuple(_text(value, "label_names") for value in fields["label_names"])
+    if columns:
+        columns.sort()
+        fields["columns"] = tuple(columns)
+    return fields
 
 
 def tf_feature_spec(with_label_name: bool = False, *, features: dict[str, str] | None = None) -> dict[str, Any]:

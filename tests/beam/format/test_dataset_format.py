@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -14,6 +15,7 @@ from audioflow.beam.errors import DatasetError
 from audioflow.beam.format import (
     AudioExample,
     decode_example,
+    decode_fields,
     encode_example,
     parse_shard_name,
     shard_file_name,
@@ -45,6 +47,41 @@ def test_encoding_round_trips_and_matches_tensorflow(example):
     assert proto["blob"].bytes_list.value == [example.blob.encode()]
     assert proto["num_frames"].int64_list.value == [example.num_frames]
     assert ("label_name" in proto) == (example.label_name is not None)
+
+
+def _length_delimited(tag: int, payload: bytes) -> bytes:
+    length, size = b"", len(payload)
+    while size >= 0x80:
+        length, size = length + bytes([size & 0x7F | 0x80]), size >> 7
+    return bytes([tag]) + length + bytes([size]) + payload
+
+
+@settings(max_examples=100, deadline=None)
+@given(examples)
+def test_non_canonical_encodings_decode_as_tensorflow_decodes_them(example):
+    """The decoder's fast path reads only the canonical layout; anything else goes the generic way."""
+    data = encode_example(example)
+    unpacked_label = _length_delimited(
+        0x0A, _length_delimited(0x0A, _length_delimited(0x0A, b"label") + _length_delimited(0x12, b"\x1a\x02\x08\x05"))
+    )
+    variants = {
+        data + data: example,  # a message twice merges: the same features again
+        data + b"\x10\x07": example,  # an unknown field after the features
+        b"\x10\x07" + data: example,
+        data + unpacked_label: dataclasses.replace(example, label=5),  # a second Features, an unpacked list
+    }
+    for variant, expected in variants.items():
+        assert decode_example(variant) == expected
+        assert tf.train.Example.FromString(variant).features.feature["label"].int64_list.value == [expected.label]
+
+
+def test_decode_fields_holds_only_what_the_record_holds_and_can_view_the_audio():
+    data = encode_example(AudioExample(b"\x01\x00" * 3, None, 16000, 1, 3, "a.wav", text="hi"))
+    fields = decode_fields(data, audio_view=True)
+    assert sorted(fields) == ["audio", "blob", "num_channels", "num_frames", "sample_rate", "text"]
+    assert isinstance(fields["audio"], memoryview) and fields["audio"] == b"\x01\x00" * 3
+    assert fields["audio"].obj is data  # a view of the record, not a copy
+    assert decode_fields(data)["audio"] == b"\x01\x00" * 3
 
 
 def test_decoder_reads_what_tensorflow_writes():
