@@ -458,6 +458,8 @@ def _features(data: bytes, audio_view: bool) -> dict[str, tuple[str, list[Any]]]
     return _generic_features(buf) if found is None else found
 
 
+# feature -> (wire type of its values, whether it is a list), for the decoder's one lookup a feature
+_WIRE_TYPES = {name: (kind.removesuffix("_list"), kind.endswith("_list")) for name, kind in FEATURE_TYPES.items()}
 _REQUIRED = ("audio", "sample_rate", "num_channels", "num_frames", "blob")
 _TEXT = ("blob", "label_name", "text", "group")
 
@@ -493,14 +495,14 @@ def decode_fields(data: bytes, *, audio_view: bool = False) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     columns = []
     for name, (kind, values) in _features(data, audio_view).items():  # only what the record holds
-        expected = FEATURE_TYPES.get(name)
+        expected, is_list = _WIRE_TYPES.get(name, (None, False))
         if expected is None:
             if len(values) != 1:
                 raise ValueError(f"column {name!r} holds {len(values)} values, expected 1")
             columns.append((name, _text(values[0], name) if kind == "bytes" else values[0]))
-        elif expected.endswith("_list"):
-            if kind != expected[:-5]:
-                raise ValueError(f"feature {name!r} has type {kind}, expected {expected[:-5]}")
+        elif is_list:
+            if kind != expected:
+                raise ValueError(f"feature {name!r} has type {kind}, expected {expected}")
             fields[name] = tuple(values)
         else:
             if kind != expected:
