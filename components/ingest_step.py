@@ -14,14 +14,15 @@ polls it to the end and cancels it on SIGTERM, then reads dataset.json as in "be
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import signal
 from typing import Any
 
 from audioflow.beam.errors import AudioflowError, DriftError, SettingsError, TooManyRejectedError
 from audioflow.beam.format import REJECTED_FILE, DatasetInfo
 from audioflow.beam.job.beam_args import arg_value, is_dataflow_runner, is_local_runner
+from audioflow.beam.job.dataflow_jobs import cancel_on_sigterm
 from audioflow.beam.job.launch import run_ingest
 from audioflow.beam.prep.options import build_ingest_options
 
@@ -156,17 +157,12 @@ def run_ingest_step(
         with open(gcp_resources_path, "w") as handle:
             handle.write(dataflow_resources(job_id, project or "", region or ""))
         _LOGGER.info("Dataflow job %s started; it is cancelled if this step is cancelled", job_id)
-
-        def cancel(signum: int, _frame: Any) -> None:
-            _LOGGER.warning("step cancelled (signal %d): cancelling Dataflow job %s", signum, job_id)
-            result.cancel()
-            raise SystemExit(128 + signum)
-
-        signal.signal(signal.SIGTERM, cancel)
+        cancelling.enter_context(cancel_on_sigterm(result.cancel, f"Dataflow job {job_id}"))
 
     # The step always writes a fresh dataset at its own artifact URI, so --overwrite is implied:
     # a retried step replaces the incomplete output of the attempt before it.
-    return run_ingest(options, args, on_started=on_started)
+    with contextlib.ExitStack() as cancelling:  # SIGTERM cancels the job from its start to the run's end
+        return run_ingest(options, args, on_started=on_started)
 
 
 def run_template_step(
@@ -189,7 +185,7 @@ def run_template_step(
         AudioflowError: Dataflow refused the launch, or the job did not end in JOB_STATE_DONE.
         TooManyRejectedError: as in "beam" mode.
     """
-    from audioflow.beam.job.dataflow_jobs import DataflowJobs, cancel_on_sigterm
+    from audioflow.beam.job.dataflow_jobs import DataflowJobs
     from audioflow.beam.job.template import (
         options_from_parameters,
         parameters_from_values,

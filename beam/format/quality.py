@@ -23,6 +23,7 @@ __all__ = [
     "QUALITY_VERSION",
     "SIGNAL_FIELDS",
     "SILENT_PEAK",
+    "SILENT_PEAK_DBFS",
     "flags_of",
     "to_dbfs",
 ]
@@ -31,13 +32,14 @@ QUALITY_VERSION = 1
 QUALITY_FILE = "quality.jsonl"
 
 # What the `hash` field of quality.jsonl is, recorded in dataset.json so a reader can tell hashes apart.
-# MurmurHash3 x64 128 rather than SHA-256: the hash runs over every sample of every file, and
-# costs a quarter as much (bench/RESULTS.md). Equal hashes mean equal audio but for a chance of about
-# 2^-64 among a billion examples; it is not a cryptographic hash, so someone who writes two files can
-# make them collide on purpose (which gains nothing a manifest author could not do by editing rows).
+# XXH3 128 rather than SHA-256 (or MurmurHash3, which datasets written before this change name here):
+# the hash runs over every sample of every file, and costs a twentieth as much (bench/RESULTS.md).
+# Equal hashes mean equal audio but for a chance of about 2^-64 among a billion examples; it is not a
+# cryptographic hash, so someone who writes two files can make them collide on purpose (which gains
+# nothing a manifest author could not do by editing rows).
 CONTENT_HASH = (
-    "murmur3_x64_128 of the samples as decoded, before resampling or downmixing, in the dataset's sample format "
-    "(little-endian, interleaved), seeded with the unsigned murmur3_32 (seed 0) of b'audioflow-content-1' + the "
+    "xxh3_128 of the samples as decoded, before resampling or downmixing, in the dataset's sample format "
+    "(little-endian, interleaved), seeded with the xxh3_64 (seed 0) of b'audioflow-content-2' + the "
     "source sample rate (uint32 LE) + the channel count (uint16 LE) + the sample format ('int16' or 'float32'); "
     "as 32 hex digits"
 )
@@ -78,10 +80,13 @@ def to_dbfs(value: float) -> float:
     return max(DBFS_FLOOR, round(20 * math.log10(value), 2))
 
 
+SILENT_PEAK_DBFS = to_dbfs(SILENT_PEAK)  # -90.31
+
+
 def flags_of(entry: Mapping[str, Any]) -> list[str]:
     """The FLAGS an example's quality.jsonl entry raises, in FLAGS order."""
     flags = []
-    if entry["peak_dbfs"] <= to_dbfs(SILENT_PEAK):
+    if entry["peak_dbfs"] <= SILENT_PEAK_DBFS:
         flags.append("silent")
     if entry["clipped_fraction"] >= CLIPPED_FLAG_FRACTION:
         flags.append("clipped")

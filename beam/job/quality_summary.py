@@ -31,16 +31,18 @@ EXAMPLES_SHOWN = 5  # groups (duplicates, conflicts, leakage) and flagged exampl
 PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
 
 
-# Each statistic's histogram: its bin width, the decimals of a bin's name (its lower edge), and the value.
+# Each statistic's histogram: its bin width and the decimals of a bin's name (its lower edge). Every
+# one is a quality.jsonl field but bandwidth_fraction: bandwidth_hz over the file's own Nyquist
+# frequency, so that files at any rate compare.
 _BINS = {
-    "peak_dbfs": (1, 0, lambda entry: entry["peak_dbfs"]),
-    "rms_dbfs": (1, 0, lambda entry: entry["rms_dbfs"]),
-    "dc_offset": (0.01, 2, lambda entry: entry["dc_offset"]),
-    "clipped_fraction": (0.01, 2, lambda entry: entry["clipped_fraction"]),
-    "silence_fraction": (0.01, 2, lambda entry: entry["silence_fraction"]),
-    # bandwidth as a fraction of the file's own Nyquist frequency, so files at any rate compare
-    "bandwidth_fraction": (0.05, 2, lambda entry: entry["bandwidth_hz"] / (entry["source_sample_rate"] / 2)),
+    "peak_dbfs": (1, 0),
+    "rms_dbfs": (1, 0),
+    "dc_offset": (0.01, 2),
+    "clipped_fraction": (0.01, 2),
+    "silence_fraction": (0.01, 2),
+    "bandwidth_fraction": (0.05, 2),
 }
+_FIELD_BINS = [(name, width) for name, (width, _) in _BINS.items() if name != "bandwidth_fraction"]
 
 
 def histogram_percentiles(histogram: dict[str, int]) -> dict[str, float]:
@@ -132,8 +134,11 @@ class _Signals:
         self.flagged = {flag: _Lowest() for flag in FLAGS}
 
     def add(self, entry: dict[str, Any], shard: str, index: int) -> None:
-        for name, (width, _, value) in _BINS.items():
-            self.histograms[name][math.floor(value(entry) / width + 1e-9)] += 1
+        histograms = self.histograms
+        for name, width in _FIELD_BINS:
+            histograms[name][math.floor(entry[name] / width + 1e-9)] += 1
+        fraction = entry["bandwidth_hz"] / (entry["source_sample_rate"] / 2)
+        histograms["bandwidth_fraction"][math.floor(fraction / _BINS["bandwidth_fraction"][0] + 1e-9)] += 1
         for flag in flags_of(entry):
             self.flag_counts[flag] += 1
             self.flagged[flag].add(entry["line"], {"shard": shard, "index": index, **entry})
@@ -141,7 +146,7 @@ class _Signals:
     def to_json(self) -> tuple[dict, dict]:
         signal = {}
         for name, counts in self.histograms.items():
-            width, decimals, _ = _BINS[name]
+            width, decimals = _BINS[name]
             histogram = {f"{key * width:.{decimals}f}": counts[key] for key in sorted(counts)}
             signal[name] = {"percentiles": histogram_percentiles(histogram), "histogram": histogram}
         flags = {flag: {"count": self.flag_counts[flag], "examples": self.flagged[flag].items()} for flag in FLAGS}

@@ -14,15 +14,15 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import mmh3
 import numpy as np
+import xxhash
 
-from audioflow.beam.format.quality import CLIP_LEVEL, SILENT_PEAK, to_dbfs
+from audioflow.beam.format.quality import CLIP_LEVEL, SILENT_PEAK_DBFS, to_dbfs
 from audioflow.beam.prep.defaults import DEFAULTS
 
 __all__ = ["QualityChecks", "SignalQuality", "content_hash", "measure_signal"]
 
-_HASH_PREFIX = b"audioflow-content-1"
+_HASH_PREFIX = b"audioflow-content-2"
 _CHUNK_SAMPLES = 1 << 20  # samples converted to float32 at once: bounds the extra memory of a long file
 _FFT_SIZE = 512
 _FFT_FRAMES = 4
@@ -87,7 +87,7 @@ class QualityChecks:
 
     def rejection(self, quality: SignalQuality) -> tuple[str, str] | None:
         """(reason, what is wrong) for a file a gate refuses, or None."""
-        if self.reject_silent and quality.peak_dbfs <= to_dbfs(SILENT_PEAK):
+        if self.reject_silent and quality.peak_dbfs <= SILENT_PEAK_DBFS:
             return "silent", f"digital silence (peak {quality.peak_dbfs:g} dBFS), and --reject-silent is on"
         if quality.clipped_fraction > self.max_clipped_fraction:
             return "clipped", (
@@ -111,15 +111,15 @@ def content_hash(
         to_format: converts float32 samples into the dataset's sample format, as the record does.
     """
     header = _HASH_PREFIX + struct.pack("<IH", sample_rate, samples.shape[1]) + sample_format.encode("ascii")
-    seed = mmh3.hash(header, 0, signed=False)
+    seed = xxhash.xxh3_64_intdigest(header)
     want = np.dtype("<i2" if sample_format == "int16" else "<f4")
     if samples.dtype == want:
-        return mmh3.mmh3_x64_128_digest(np.ascontiguousarray(samples).data, seed).hex()
-    digest = mmh3.mmh3_x64_128(seed=seed)  # the same hash, fed a chunk at a time
+        return xxhash.xxh3_128_hexdigest(np.ascontiguousarray(samples).data, seed)
+    digest = xxhash.xxh3_128(seed=seed)  # the same hash, fed a chunk at a time
     frames = max(1, _CHUNK_SAMPLES // samples.shape[1])
     for start in range(0, samples.shape[0], frames):
         digest.update(np.ascontiguousarray(to_format(samples[start : start + frames])).data)
-    return digest.digest().hex()
+    return digest.hexdigest()
 
 
 def _levels(samples: np.ndarray) -> tuple[float, float, float, int, int]:
@@ -139,10 +139,9 @@ def _levels(samples: np.ndarray) -> tuple[float, float, float, int, int]:
         level = 32767 if integer else CLIP_LEVEL
         clipped = int(np.count_nonzero(flat >= level)) + int(np.count_nonzero(flat <= -level))
     channels = samples.shape[1]
-    if channels == 1 and flat.size <= _CHUNK_SAMPLES:  # the common case, in the fewest numpy calls
+    if channels == 1 and flat.size <= _CHUNK_SAMPLES and integer:  # the common case, in the fewest numpy calls
         values = flat.astype(np.float32)
-        with np.errstate(over="ignore"):
-            squares = float(np.dot(values, values))
+        squares = float(np.dot(values, values))  # at most 2^20 · 2^30: float32 cannot overflow
         means = [float(np.einsum("i->", values))]
     else:
         squares, sums = 0.0, np.zeros(channels)
@@ -181,7 +180,8 @@ def _bandwidth(samples: np.ndarray, sample_rate: int) -> float:
     strongest = float(magnitude.max())
     if strongest <= 0.0:
         return 0.0
-    top = int(np.flatnonzero(magnitude >= strongest * _BANDWIDTH_RANGE)[-1])
+    above = magnitude[::-1] >= strongest * _BANDWIDTH_RANGE
+    top = magnitude.size - 1 - int(above.argmax())  # the last bin within range (argmax: the first True)
     return round(top * sample_rate / _FFT_SIZE, 1)
 
 

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # Top-level packages that only an extra installs, and the extra.
 EXTRA_ONLY = {"kfp": "pipelines", "tensorflow": "train", "keras": "train", "matplotlib": "report"}
-WORKER_SET = {"apache-beam", "soundfile", "soxr", "numpy", "click", "python-dotenv", "google-crc32c", "mmh3"}
+WORKER_SET = {"apache-beam", "soundfile", "soxr", "numpy", "click", "python-dotenv", "google-crc32c", "xxhash"}
 # What runs on a Dataflow worker or in the template launcher, and the commands that start it.
 WORKER_MODULES = [
     *sorted(
