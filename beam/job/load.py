@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from audioflow.beam.format import AudioExample, encode_example, frame_record
-from audioflow.beam.job.spans import RecordPlan, WindowRecords
-from audioflow.beam.prep.audio import AudioOptions, AudioRejected, decode_audio
+from audioflow.beam.job.spans import RecordPlan, WindowRecords, rejection_for
+from audioflow.beam.prep.audio import AudioOptions, decode_audio
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.prep.quality import SignalQuality
 from audioflow.beam.prep.rows import PlannedRow, Rejection
-from audioflow.beam.storage import ObjectTooLargeError, read_bytes
+from audioflow.beam.storage import read_bytes
 
 __all__ = ["AudioLoader", "LoadedAudio", "WindowRecords", "load_audio"]
 
@@ -52,7 +52,7 @@ def load_audio(
     """
     if plan is not None and not plan.is_plain(planned):
         return plan.load(planned, LoadedAudio)
-    row, split, uri = planned.row, planned.split, planned.uri
+    row, uri = planned.row, planned.uri
     try:
         if is_remote(uri):
             # gs://: one media GET, checked against the size and generation StatFiles listed before
@@ -61,14 +61,8 @@ def load_audio(
         else:
             source = uri
         decoded = decode_audio(source, options, name=uri)
-    except AudioRejected as error:
-        return Rejection.of(row, split, error.reason, f"line {row.line}: {error.message}")
-    except ObjectTooLargeError as error:
-        return Rejection.of(row, split, "too_large", f"line {row.line}: {error}")
-    except FileNotFoundError:
-        return Rejection.of(row, split, "missing", f"line {row.line}: no file at {uri}")
     except Exception as error:
-        return Rejection.of(row, split, "unreadable", f"line {row.line}: {uri}: {type(error).__name__}: {error}")
+        return rejection_for(planned, error)
     example = AudioExample(
         audio=decoded.samples.tobytes(),
         label=planned.label,

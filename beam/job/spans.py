@@ -21,8 +21,23 @@ from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import is_remote
 from audioflow.beam.prep.rows import PlannedRow, Rejection
 from audioflow.beam.prep.segments import Span, WindowSpec, decode_span, iter_windows, parse_span
+from audioflow.beam.storage import ObjectTooLargeError
 
-__all__ = ["RecordPlan", "WindowRecords"]
+__all__ = ["RecordPlan", "WindowRecords", "rejection_for"]
+
+
+def rejection_for(planned: PlannedRow, error: Exception) -> Rejection:
+    """The stable reject reason of a row whose file could not be read or decoded: `missing`,
+    `too_large`, the reason an AudioRejected names, and `unreadable` for anything else."""
+    row = planned.row
+    if isinstance(error, AudioRejected):
+        return Rejection.of(row, planned.split, error.reason, f"line {row.line}: {error.message}")
+    if isinstance(error, ObjectTooLargeError):
+        return Rejection.of(row, planned.split, "too_large", f"line {row.line}: {error}")
+    if isinstance(error, FileNotFoundError):
+        return Rejection.of(row, planned.split, "missing", f"line {row.line}: no file at {planned.uri}")
+    message = f"line {row.line}: {planned.uri}: {type(error).__name__}: {error}"
+    return Rejection.of(row, planned.split, "unreadable", message)
 
 
 @dataclass(frozen=True)
@@ -69,13 +84,8 @@ class RecordPlan:
         try:
             with _open(uri) as source:
                 decoded = decode_span(source, self.audio, span, name=uri, max_source_duration=self.max_source_duration)
-        except AudioRejected as error:
-            return Rejection.of(row, planned.split, error.reason, f"line {row.line}: {error.message}")
-        except FileNotFoundError:
-            return Rejection.of(row, planned.split, "missing", f"line {row.line}: no file at {uri}")
         except Exception as error:
-            message = f"line {row.line}: {uri}: {type(error).__name__}: {error}"
-            return Rejection.of(row, planned.split, "unreadable", message)
+            return rejection_for(planned, error)
         audio = decoded.audio
         example = AudioExample(
             audio=audio.samples.tobytes(),
@@ -175,11 +185,5 @@ class WindowRecords:
                         num_frames=window.samples.shape[0],
                         heavy=window.heavy,
                     )
-        except AudioRejected as error:
-            yield Rejection.of(row, planned.split, error.reason, f"line {row.line}: {error.message}")
-        except FileNotFoundError:
-            yield Rejection.of(row, planned.split, "missing", f"line {row.line}: no file at {uri}")
         except Exception as error:
-            yield Rejection.of(
-                row, planned.split, "unreadable", f"line {row.line}: {uri}: {type(error).__name__}: {error}"
-            )
+            yield rejection_for(planned, error)

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from audioflow.beam.tools.demo_data import make_demo_data
 
 from fake_dataflow import CreatedJob, FakeDataflow, fake_dataflow
 from gcs_emulator import EmulatedGcs
-from kfp_helpers import compile_in_subprocess
+from kfp_helpers import compiled_ingest_command, start_ingest_step, wait_for_job_resource
 
 BUCKET = "audioflow-component-template"
 # What the component sets away from its defaults in these tests.
@@ -38,11 +37,7 @@ OVERRIDES = {"sample_rate": 16000, "mono": True, "shard_size": "64KiB", "max_rej
 
 @pytest.fixture(scope="module")
 def component_command(tmp_path_factory) -> list[str]:
-    out = tmp_path_factory.mktemp("compiled")
-    compile_in_subprocess(out)
-    spec = yaml.safe_load((out / "components/ingest_audio.yaml").read_text())
-    container = spec["deploymentSpec"]["executors"]["exec-ingest-audio"]["container"]
-    return [part.replace("python3", sys.executable) for part in container["command"]] + container["args"]
+    return compiled_ingest_command(tmp_path_factory.mktemp("compiled"))
 
 
 @pytest.fixture(scope="module")
@@ -74,11 +69,6 @@ def start_step(
     command: list[str], fake: FakeDataflow, bucket: str, folder: Path, **values
 ) -> tuple[subprocess.Popen, Path]:
     """Starts the component's executor in flex_template mode, as Vertex would."""
-    gcp_resources = folder / "gcp_resources"
-
-    def artifact(kind: str) -> dict:
-        return {"type": {"schemaTitle": f"system.{kind}"}, "metadata": {}}
-
     parameters = {
         "manifest_uri": f"{bucket}/demo/labels.csv",
         "audio_root": "",
@@ -97,25 +87,7 @@ def start_step(
         **OVERRIDES,
         **values,
     }
-    executor_input = {
-        "inputs": {"parameterValues": parameters},
-        "outputs": {
-            "artifacts": {
-                "dataset": {
-                    "artifacts": [
-                        {**artifact("Dataset"), "name": "dataset", "uri": f"{bucket}/out/{folder.name}/dataset"}
-                    ]
-                },
-                "metrics": {"artifacts": [{**artifact("Metrics"), "name": "metrics", "uri": str(folder / "metrics")}]},
-                "report": {"artifacts": [{**artifact("HTML"), "name": "report", "uri": str(folder / "report")}]},
-            },
-            "parameters": {"gcp_resources": {"outputFile": str(gcp_resources)}},
-            "outputFile": str(folder / "executor_output.json"),
-        },
-    }
-    args = [json.dumps(executor_input) if part == "{{$}}" else part for part in command]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return process, gcp_resources
+    return start_ingest_step(command, parameters, f"{bucket}/out/{folder.name}/dataset", folder)
 
 
 def run_with_local_runner(job: CreatedJob) -> None:
@@ -163,15 +135,6 @@ def test_the_step_launches_the_template_and_reports_the_dataset(component_comman
     assert metadata["sample_rate"] == 16000 and metadata["num_channels"] == 1
     assert sum(metadata["num_examples"].values()) == 9 and metadata["num_rejected"] > 0
     assert (tmp_path / "report").read_text().startswith("<!DOCTYPE html>")
-
-
-def wait_for_job_resource(gcp_resources: Path, process: subprocess.Popen) -> dict:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        if gcp_resources.exists() and "DataflowJob" in gcp_resources.read_text():
-            return json.loads(gcp_resources.read_text())
-        time.sleep(0.2)
-    raise AssertionError(f"no Dataflow job recorded; step output:\n{process.communicate()[0][-3000:]}")
 
 
 def test_sigterm_cancels_the_template_job(component_command, bucket, tmp_path):

@@ -32,7 +32,7 @@ from audioflow.beam.job.resume import RUN_FILE, UNITS_FOLDER
 from audioflow.beam.prep.options import IngestOptions, build_ingest_options
 from audioflow.beam.reader import load_dataset_info, read_split
 
-from audio_files import write_audio, write_corrupt_files, write_manifest
+from audio_files import write_linked_corpus
 
 AUDIOFLOW = [sys.executable, "-m", "audioflow.beam.cli"]
 CLIPS = 3000
@@ -44,23 +44,7 @@ KILL_POINT_TIMEOUT = 300.0  # generous: the machine may be busy; only a run that
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     """3,000 tiny clips (hard links of five 10-50 ms files under distinct names) and 30 bad rows."""
-    root = tmp_path_factory.mktemp("crash-corpus")
-    sources = [write_audio(root / "src" / f"{i}.wav", rate=8000, seconds=0.01 * (i + 1), seed=i) for i in range(5)]
-    corrupt = write_corrupt_files(root / "src" / "corrupt")["random_bytes"]
-    audio = root / "audio"
-    for folder in range(10):
-        (audio / f"d{folder}").mkdir(parents=True)
-    rows = []
-    for index in range(CLIPS):
-        name = f"d{index % 10}/clip-{index:05d}.wav"
-        os.link(sources[index % 5], audio / name)
-        rows.append((str(index % 4), name))
-    for index in range(10):
-        os.link(corrupt, audio / f"bad-{index}.wav")
-        rows.append(("1", f"bad-{index}.wav"))
-    rows += [("2", f"missing-{index}.wav") for index in range(20)]
-    write_manifest(root / "labels.csv", rows)
-    return root
+    return write_linked_corpus(tmp_path_factory.mktemp("crash-corpus"), CLIPS, corrupt=10, missing=20)
 
 
 def options_for(corpus: Path, output: Path, overwrite: bool = False) -> IngestOptions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,28 @@ def write_manifest(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + buffer.getvalue().encode("utf-8"))
     return path
+
+
+def write_linked_corpus(root: Path, clips: int, *, corrupt: int, missing: int) -> Path:
+    """A corpus of many tiny clips without the disk: `clips` hard links of five 10-50 ms WAV files under
+    distinct names in ten folders (labels 0-3), then `corrupt` links of a corrupt file and `missing`
+    rows naming no file; writes root/labels.csv and returns `root`."""
+    sources = [write_audio(root / "src" / f"{i}.wav", rate=8000, seconds=0.01 * (i + 1), seed=i) for i in range(5)]
+    corrupt_file = write_corrupt_files(root / "src" / "corrupt")["random_bytes"]
+    audio = root / "audio"
+    for folder in range(10):
+        (audio / f"d{folder}").mkdir(parents=True)
+    rows = []
+    for index in range(clips):
+        name = f"d{index % 10}/clip-{index:05d}.wav"
+        os.link(sources[index % 5], audio / name)
+        rows.append((str(index % 4), name))
+    for index in range(corrupt):
+        os.link(corrupt_file, audio / f"bad-{index}.wav")
+        rows.append(("1", f"bad-{index}.wav"))
+    rows += [("2", f"missing-{index}.wav") for index in range(missing)]
+    write_manifest(root / "labels.csv", rows)
+    return root
 
 
 def expected_int16(path: Path) -> np.ndarray:

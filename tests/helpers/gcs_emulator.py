@@ -220,20 +220,9 @@ class TensorflowGcsProxy:
             "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator-token",
         }
 
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
+    def active(self) -> contextlib.AbstractContextManager[None]:
         """Sets environment() in os.environ for the block (TensorFlow reads it per request)."""
-        env = self.environment()
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        return environment_set(self.environment())
 
     def close(self) -> None:
         self._listener.close()
@@ -497,6 +486,21 @@ class EmulatedGcs:
         return target
 
 
+@contextlib.contextmanager
+def environment_set(env: dict[str, str]) -> Iterator[None]:
+    """`env` in os.environ for the block; what was there before (or nothing) afterwards."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedGcs]:
     """One emulator per test session; its variables are set in os.environ for the tests and their children."""
@@ -504,19 +508,13 @@ def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedGcs]:
     credentials = tmp_path_factory.mktemp("gcs-credentials") / "application_default_credentials.json"
     credentials.write_text(json.dumps(credentials_info()))
     env = emulator_environment(host, str(credentials))
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     emulated = EmulatedGcs(host=host, credentials_file=str(credentials), env=env, folder=credentials.parent)
     try:
-        yield emulated
+        with environment_set(env):
+            yield emulated
     finally:
         if emulated._proxy is not None:
             emulated._proxy.close()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         _stop(process)
 
 

@@ -17,16 +17,23 @@ Only this emulator process is changed; our code and google-cloud-storage run unm
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import pytest
 
-from gcs_emulator import EmulatedGcs, _answers, _free_port, _stop, credentials_info, emulator_environment
+from gcs_emulator import (
+    EmulatedGcs,
+    _answers,
+    _free_port,
+    _stop,
+    credentials_info,
+    emulator_environment,
+    environment_set,
+)
 
 __all__ = ["FaithfulGcs", "faithful_gcs", "start_faithful_emulator"]
 
@@ -125,20 +132,9 @@ def start_faithful_emulator(timeout: float = 30.0) -> tuple[subprocess.Popen, st
 class FaithfulGcs(EmulatedGcs):
     """The wrapped emulator, with EmulatedGcs's helpers; `active()` points this process at it."""
 
-    @contextmanager
-    def active(self, host: str | None = None) -> Iterator[None]:
+    def active(self, host: str | None = None) -> AbstractContextManager[None]:
         """Sets the emulator variables (with `host`, e.g. a proxy in front of it) in os.environ for the block."""
-        env = {**self.env, "STORAGE_EMULATOR_HOST": host or self.host}
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
-            yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+        return environment_set({**self.env, "STORAGE_EMULATOR_HOST": host or self.host})
 
 
 @pytest.fixture(scope="session")
