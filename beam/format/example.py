@@ -458,10 +458,18 @@ def _features(data: bytes, audio_view: bool) -> dict[str, tuple[str, list[Any]]]
     return _generic_features(buf) if found is None else found
 
 
-# feature -> (wire type of its values, whether it is a list), for the decoder's one lookup a feature
-_WIRE_TYPES = {name: (kind.removesuffix("_list"), kind.endswith("_list")) for name, kind in FEATURE_TYPES.items()}
+# feature -> (wire type of its values, whether it is a list, whether its values are UTF-8 text), so
+# that the decoder checks and converts each feature in one lookup
+_DECODING = {
+    name: (
+        kind.removesuffix("_list"),
+        kind.endswith("_list"),
+        name in ("blob", "label_name", "text", "group", "label_names"),
+    )
+    for name, kind in FEATURE_TYPES.items()
+}
 _REQUIRED = ("audio", "sample_rate", "num_channels", "num_frames", "blob")
-_TEXT = ("blob", "label_name", "text", "group")
+_REQUIRED_KEYS = frozenset(_REQUIRED)
 
 
 def _text(value: bytes, name: str) -> str:
@@ -495,29 +503,24 @@ def decode_fields(data: bytes, *, audio_view: bool = False) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     columns = []
     for name, (kind, values) in _features(data, audio_view).items():  # only what the record holds
-        expected, is_list = _WIRE_TYPES.get(name, (None, False))
-        if expected is None:
+        decoding = _DECODING.get(name)
+        if decoding is None:
             if len(values) != 1:
                 raise ValueError(f"column {name!r} holds {len(values)} values, expected 1")
             columns.append((name, _text(values[0], name) if kind == "bytes" else values[0]))
-        elif is_list:
-            if kind != expected:
-                raise ValueError(f"feature {name!r} has type {kind}, expected {expected}")
-            fields[name] = tuple(values)
+            continue
+        expected, is_list, is_text = decoding
+        if kind != expected:
+            raise ValueError(f"feature {name!r} has type {kind}, expected {expected}")
+        if is_list:
+            fields[name] = tuple(_text(value, name) for value in values) if is_text else tuple(values)
+        elif len(values) != 1:
+            raise ValueError(f"feature {name!r} holds {len(values)} values, expected 1")
         else:
-            if kind != expected:
-                raise ValueError(f"feature {name!r} has type {kind}, expected {expected}")
-            if len(values) != 1:
-                raise ValueError(f"feature {name!r} holds {len(values)} values, expected 1")
-            fields[name] = values[0]
-    for name in _REQUIRED:
-        if name not in fields:
-            raise ValueError(f"record has no feature {name!r}")
-    for name in _TEXT:
-        if name in fields:
-            fields[name] = _text(fields[name], name)
-    if "label_names" in fields:
-        fields["label_names"] = tuple(_text(value, "label_names") for value in fields["label_names"])
+            fields[name] = _text(values[0], name) if is_text else values[0]
+    if not fields.keys() >= _REQUIRED_KEYS:
+        missing = next(name for name in _REQUIRED if name not in fields)
+        raise ValueError(f"record has no feature {missing!r}")
     if columns:
         columns.sort()
         fields["columns"] = tuple(columns)
