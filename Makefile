@@ -47,10 +47,14 @@ format: setup
 chromium:
 	command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
+# Tests run in one process per core (at most 4), a test file to a process so that its module
+# fixtures (corpora, compiled components) are built once; on 2 cores that halves the time of one
+# process. `make test TEST_PROCESSES=0` runs them in this process.
+TEST_PROCESSES ?= auto
 test: setup chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n $(TEST_PROCESSES) --maxprocesses 4 --dist loadfile
 
 test-slow: setup
 	$(BIN)/pytest -m slow
