@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from stat import S_ISLNK
+from stat import S_ISLNK, S_ISREG
 from typing import Any, NamedTuple
 
 import apache_beam as beam
@@ -101,9 +101,12 @@ class _StatFilesFn(beam.DoFn):
             stat = stat_object(uri)  # gs://: one metadata GET on this thread's client
             return stat.size, stat.generation
         real = self._real_path(uri)
-        if not os.path.isfile(real):
+        stat = os.stat(real)
+        if not S_ISREG(stat.st_mode):
             raise FileNotFoundError(uri)
-        return os.path.getsize(real), None
+        # A local file's generation is its modification time, so that --resume notices a source
+        # rewritten in place with the same size (as a gs:// object's new generation shows it).
+        return stat.st_size, stat.st_mtime_ns
 
     def _stat(self, planned: PlannedRow) -> PlannedRow | Rejection:
         row, split, uri, line = planned.row, planned.split, planned.uri, planned.row.line

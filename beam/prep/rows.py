@@ -28,7 +28,7 @@ class PlannedRow:
     label: int | None  # None: unlabeled, or multi-label (see labels)
     label_name: str | None
     size: int = -1  # bytes on storage, known after StatFiles
-    generation: int | None = None  # gs:// object generation seen by StatFiles; the read insists on it
+    generation: int | None = None  # gs:// object generation (the read insists on it), or a local file's mtime in ns
     labels: tuple[int, ...] | None = None  # multi-label: the label indices (or integers), ascending
     label_names: tuple[str, ...] | None = None  # multi-label string labels: their names, in that order
     group: str | None = None  # with --split-by: the group the split was decided by

@@ -41,13 +41,13 @@ def test_sizes_and_rejections(pipeline, run_counting, tmp_path: Path) -> None:
     rows = [planned(line, blob) for line, blob in enumerate(blobs, start=2)]
     sized = pipeline | beam.Create(rows) | "StatFiles" >> StatFiles(options)
 
-    target_size = os.path.getsize(root / "in" / "target.wav")
+    target = os.stat(root / "in" / "target.wav")  # through the link: the file's size and modification time
     assert_that(
         sized.rows,
         equal_to(
             [
-                dataclasses.replace(rows[0], size=small.stat().st_size),
-                dataclasses.replace(rows[1], size=target_size),
+                dataclasses.replace(rows[0], size=small.stat().st_size, generation=small.stat().st_mtime_ns),
+                dataclasses.replace(rows[1], size=target.st_size, generation=target.st_mtime_ns),
             ]
         ),
         label="Sized",
@@ -77,6 +77,30 @@ def test_sizes_and_rejections(pipeline, run_counting, tmp_path: Path) -> None:
         label="Rejected",
     )
     assert run_counting(pipeline) == {"rejected_missing": 2, "rejected_too_large": 1, "rejected_outside_root": 1}
+
+
+def test_a_local_file_rewritten_in_place_with_its_size_gets_a_new_generation(tmp_path: Path) -> None:
+    """A local file's generation is its modification time: what --resume compares, as it does a gs://
+    object's generation, to notice a source that changed between two runs with the same size."""
+    from apache_beam.testing.test_pipeline import TestPipeline
+
+    clip = write_audio(tmp_path / "audio" / "a.wav", seconds=0.1)
+    options = build_ingest_options(
+        manifest=str(tmp_path / "labels.csv"), output=str(tmp_path / "out"), audio_root=str(tmp_path / "audio")
+    )
+    row = PlannedRow(row=ManifestRow(2, "1", "a.wav"), split="train", uri=str(clip), label=1, label_name=None)
+
+    def assert_generation(expected: int) -> None:
+        with TestPipeline() as pipeline:
+            sized = pipeline | beam.Create([row]) | StatFiles(options)
+            assert_that(sized.rows | beam.Map(lambda planned: (planned.size, planned.generation)), equal_to([expected]))
+
+    size, before = clip.stat().st_size, clip.stat().st_mtime_ns
+    assert_generation((size, before))
+    data = clip.read_bytes()
+    clip.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one byte of the last sample changed: the same size
+    os.utime(clip, ns=(before + 10**9, before + 10**9))  # a second later (a coarse clock may not show the write)
+    assert_generation((size, before + 10**9))
 
 
 GCS_BUCKET = "audioflow-stat-files"
