@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsSingleton, TaggedOutput
 
-from audioflow.beam.job.metrics import NAMESPACE, REJECTED, rejected
+from audioflow.beam.job.metrics import REJECTED, rejected
 from audioflow.beam.prep.manifest import LabelPolicy, ManifestColumns, ManifestRow
 from audioflow.beam.prep.options import IngestOptions
 from audioflow.beam.prep.paths import OutsideRootError, resolve_blob
@@ -67,7 +66,6 @@ class _ClassifyRowFn(beam.DoFn):
 
     def __init__(self, options: IngestOptions):
         self._options = options
-        self._rejected = Metrics.counter(NAMESPACE, "rows_rejected")
 
     def process(self, row: ManifestRow, policy: LabelPolicy) -> Iterator[Any]:
         columns = self._options.columns
@@ -78,7 +76,6 @@ class _ClassifyRowFn(beam.DoFn):
         yield TaggedOutput(_ROW_SPLITS, split)
         outcome = self._check(row, split, policy, group)
         if isinstance(outcome, Rejection):
-            self._rejected.inc()
             yield rejected(outcome)
         else:
             yield outcome

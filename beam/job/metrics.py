@@ -19,6 +19,8 @@ REJECTED = "rejected"  # the tagged output that carries a step's Rejections
 
 
 def rejected(rejection: Rejection) -> TaggedOutput:
-    """Counts `rejected_<reason>` and returns the rejection as the step's `rejected` output."""
+    """Counts `rows_rejected` and `rejected_<reason>`, and returns the rejection as the step's
+    `rejected` output: every step rejects through here, so the counters add up to rejected.jsonl."""
+    Metrics.counter(NAMESPACE, "rows_rejected").inc()
     Metrics.counter(NAMESPACE, f"rejected_{rejection.reason}").inc()
     return TaggedOutput(REJECTED, rejection)

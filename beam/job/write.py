@@ -286,7 +286,6 @@ class _WriteShardFn(beam.DoFn):
         self._run_state = run_state
         self._written = Metrics.counter(NAMESPACE, "examples_written")
         self._bytes = Metrics.counter(NAMESPACE, "bytes_written")
-        self._rejected = Metrics.counter(NAMESPACE, "rows_rejected")
         self._decoded = Metrics.counter(NAMESPACE, "files_decoded")
         self._units_kept = Metrics.counter(NAMESPACE, "shard_units_kept")
         self._examples_kept = Metrics.counter(NAMESPACE, "examples_kept")
@@ -376,7 +375,6 @@ class _WriteShardFn(beam.DoFn):
             yield TaggedOutput(HASHES, batch)
 
     def _reject(self, rejection: Rejection) -> TaggedOutput:
-        self._rejected.inc()
         self._progress.rejected += 1
         return rejected(rejection)
 

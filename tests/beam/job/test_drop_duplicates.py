@@ -34,4 +34,4 @@ def test_the_lowest_line_wins_and_later_ones_are_rejected(pipeline, run_counting
         ),
         label="Rejected",
     )
-    assert run_counting(pipeline) == {"rejected_duplicate": 2}
+    assert run_counting(pipeline) == {"rows_rejected": 2, "rejected_duplicate": 2}

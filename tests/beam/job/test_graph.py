@@ -168,6 +168,8 @@ def test_the_job_outputs_the_dataset_info_it_wrote(pipeline, run_counting, tmp_p
         "examples_written": 3,
         "files_decoded": 3,
         "bytes_written": shard_bytes,
+        "rows_rejected": 2,  # every step's rejections: as many as rejected.jsonl holds
         "rejected_duplicate": 1,
         "rejected_missing": 1,
     }
+    assert len((output / "rejected.jsonl").read_text().splitlines()) == counts["rows_rejected"]

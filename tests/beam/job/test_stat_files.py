@@ -76,7 +76,12 @@ def test_sizes_and_rejections(pipeline, run_counting, tmp_path: Path) -> None:
         ),
         label="Rejected",
     )
-    assert run_counting(pipeline) == {"rejected_missing": 2, "rejected_too_large": 1, "rejected_outside_root": 1}
+    assert run_counting(pipeline) == {
+        "rows_rejected": 4,
+        "rejected_missing": 2,
+        "rejected_too_large": 1,
+        "rejected_outside_root": 1,
+    }
 
 
 def test_a_local_file_rewritten_in_place_with_its_size_gets_a_new_generation(tmp_path: Path) -> None:
@@ -146,7 +151,7 @@ def test_gs_files_are_sized_from_listings_without_a_request_per_file(pipeline, r
             counts = run_counting(pipeline)
     finally:
         proxy.close()
-    assert counts == {"listing_pages": 3, "rejected_missing": 2, "rejected_too_large": 1}
+    assert counts == {"listing_pages": 3, "rows_rejected": 3, "rejected_missing": 2, "rejected_too_large": 1}
     assert {kind: n for kind, n in proxy.kinds.items() if kind != "GET /storage/v1/b/…"} == {"GET /storage/v1/b/…/o": 3}
 
 
@@ -178,7 +183,7 @@ def test_rows_past_a_listings_page_budget_are_stat_ed(pipeline, run_counting, fa
             counts = run_counting(pipeline)
     finally:
         proxy.close()
-    assert counts == {"listing_pages": 1, "rejected_missing": 2}
+    assert counts == {"listing_pages": 1, "rows_rejected": 2, "rejected_missing": 2}
     kinds = {kind: n for kind, n in proxy.kinds.items() if kind != "GET /storage/v1/b/…"}
     # one listing page; a24 and zz are stat()ed, one metadata GET each.
     assert kinds == {"GET /storage/v1/b/…/o": 1, "GET /storage/v1/b/…/o/…": 2}
