@@ -28,7 +28,9 @@ def _clip(kind: str, rate: int, seconds: float, rng: np.random.Generator) -> np.
         start = rng.uniform(1500, 3000)
         signal = np.sin(2 * np.pi * (start * t + rng.uniform(-400, 400) * t**2))
     else:
-        signal = rng.standard_normal(t.size) * (np.sin(2 * np.pi * rng.uniform(2, 6) * t) > 0)
+        # Gaussian bursts at a fifth of full scale (RMS): peaks stay under full scale, so the demo's
+        # quality report flags no clipping (at unit variance, 0.5 * 4σ went past the rails).
+        signal = 0.35 * rng.standard_normal(t.size) * (np.sin(2 * np.pi * rng.uniform(2, 6) * t) > 0)
     envelope = np.minimum(1, np.minimum(t, t[-1] - t) * 20)  # 50 ms fades, no clicks
     return (0.5 * signal * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 

@@ -41,10 +41,11 @@ def histogram_plot(histogram: dict[str, int], xlabel: str, ylabel: str) -> str:
     return _png_data_uri(figure)
 
 
-def _table(header: list[str], rows: list[list[object]], table_id: str) -> str:
-    head = "".join(f"<th>{_e(cell)}</th>" for cell in header)
+def _table(header: list[str] | None, rows: list[list[object]], table_id: str) -> str:
+    """A table; with no header, a list of (name, value) rows."""
+    head = "" if header is None else "<tr>" + "".join(f"<th>{_e(cell)}</th>" for cell in header) + "</tr>"
     body = "".join("<tr>" + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-    return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
+    return f'<table id="{table_id}">{head}{body}</table>'
 
 
 def _img(uri: str, alt: str, plot: str) -> str:
@@ -69,7 +70,7 @@ def content_section(info: DatasetInfo) -> str:
         ],
         ["kept columns", ", ".join(f"{n} ({k})" for n, k in content.get("columns", {}).items()) or "none"],
     ]
-    parts = ['<h2 id="content">Content</h2>', _table(["", ""], about, "content-table")]
+    parts = ['<h2 id="content">Content</h2>', _table(None, about, "content-table")]
     stats = content.get("stats") or {}
     for key, title, xlabel, ylabel, plot in (
         ("examples_per_source", "Examples per source file", "examples from one file", "files", "per-source"),
