@@ -54,7 +54,7 @@ class _PerThread(threading.local):
         self.client: Any = None
 
     def check_fork(self) -> None:
-        """A forked child drops what it inherited (closing only its own copies of the descriptors)."""
+        """A forked child drops what it inherited (unmapping only its own copies of the maps)."""
         if self.pid != os.getpid():
             self.pid = os.getpid()
             self.maps.clear()
@@ -74,8 +74,8 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 def _mapped(path: str) -> mmap.mmap | None:
     """This thread's read-only map of the file (None for an empty file, which cannot be mapped).
 
-    No pid check here, on the hot path of random access: the at-fork hook below empties the forking
-    thread's maps in the child, the only thread a child has.
+    No pid check here, on the hot path of random access: the at-fork hook (`_forget_after_fork`)
+    empties the forking thread's maps in the child, the only thread a child has.
     """
     maps = _LOCAL.maps
     if path in maps:
