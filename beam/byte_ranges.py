@@ -3,16 +3,17 @@
 The NumPy reader (`audioflow.beam.arrays`) reads through this module so that a reading process
 imports neither Apache Beam (about 160 MB) nor TensorFlow (about 490 MB):
 
-    local paths  `open` for streams; ranges are slices of the file mapped once per thread
-                 (`mmap`): a copy from the page cache without a system call, about half the
-                 cost of a pread for a 160 kB record. Mapped pages count in the process's RSS
-                 (as shared, reclaimable file pages) until the file is unmapped.
+    local paths  `open` for streams; ranges are slices of the file mapped once per process
+                 (`mmap`, up to a quarter of the descriptor limit at once): a copy from the page
+                 cache without a system call, about half the cost of a pread for a 160 kB
+                 record. Mapped pages count in the process's RSS (as shared, reclaimable file
+                 pages) until the file is unmapped.
     gs://        google-cloud-storage: one media GET per file, one ranged GET per range, and
                  streams in 8 MiB ranged GETs. It honours STORAGE_EMULATOR_HOST and finds
                  credentials as gcloud does (GOOGLE_APPLICATION_CREDENTIALS, the metadata server).
 
-Nothing open is shared across a fork, a spawn or threads: open files and storage clients are made
-lazily, per thread and per process (a forked DataLoader or Grain worker makes its own on first use),
+Nothing open is shared across a fork or a spawn: file maps are made lazily per process and storage
+clients per thread and process (a forked DataLoader or Grain worker makes its own on first use),
 so objects that use this module pickle and fork safely as long as they keep no handle themselves.
 """
 
@@ -29,7 +30,6 @@ from typing import Any, BinaryIO
 __all__ = ["is_gcs", "join", "open_stream", "read_file", "read_range", "read_ranges", "size"]
 
 _STREAM_CHUNK = 8 << 20  # bytes per ranged GET when streaming an object
-_MAPPED_FILES_PER_THREAD = 64  # least recently used files are unmapped beyond this
 
 
 def is_gcs(uri: str) -> bool:
@@ -50,21 +50,43 @@ def join(folder: str, name: str) -> str:
 class _PerThread(threading.local):
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.maps: collections.OrderedDict[str, mmap.mmap | None] = collections.OrderedDict()
         self.client: Any = None
 
     def check_fork(self) -> None:
-        """A forked child drops what it inherited (unmapping only its own copies of the maps)."""
+        """A forked child drops the client it inherited."""
         if self.pid != os.getpid():
             self.pid = os.getpid()
-            self.maps.clear()
             self.client = None
 
 
 _LOCAL = _PerThread()
 
 
+def _max_mapped_files() -> int:
+    """How many files stay mapped at once: each map holds a descriptor (Python's mmap keeps a copy of
+    it), so a quarter of the process's descriptor limit, between 16 and 4,096."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+        return 256
+    return 4096 if soft == resource.RLIM_INFINITY else max(16, min(4096, soft // 4))
+
+
+# The process's maps, least recently used first, shared by its threads (slicing a map is safe from
+# any thread). An evicted map is not closed but dropped: a thread may still be slicing it, and it is
+# unmapped with its last reference.
+_MAPS: collections.OrderedDict[str, mmap.mmap | None] = collections.OrderedDict()
+_MAPS_LOCK = threading.Lock()
+_MAX_MAPPED = _max_mapped_files()
+
+
 def _forget_after_fork() -> None:
+    """In a forked child: a fresh lock (another thread may have held it at the fork), no maps, no client."""
+    global _MAPS_LOCK
+    _MAPS_LOCK = threading.Lock()
+    _MAPS.clear()
     _LOCAL.check_fork()
 
 
@@ -72,22 +94,19 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def _mapped(path: str) -> mmap.mmap | None:
-    """This thread's read-only map of the file (None for an empty file, which cannot be mapped).
-
-    No pid check here, on the hot path of random access: the at-fork hook (`_forget_after_fork`)
-    empties the forking thread's maps in the child, the only thread a child has.
-    """
-    maps = _LOCAL.maps
-    if path in maps:
-        maps.move_to_end(path)
-        return maps[path]
-    with open(path, "rb") as file:  # the map keeps its own descriptor
+    """The process's read-only map of the file (None for an empty file, which cannot be mapped)."""
+    with _MAPS_LOCK:
+        if path in _MAPS:
+            _MAPS.move_to_end(path)
+            return _MAPS[path]
+    with open(path, "rb") as file:  # outside the lock: system calls; the map keeps its own descriptor
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(file.fileno()).st_size else None
-    maps[path] = mapped
-    if len(maps) > _MAPPED_FILES_PER_THREAD:
-        evicted = maps.popitem(last=False)[1]
-        if evicted is not None:
-            evicted.close()
+    with _MAPS_LOCK:
+        if path in _MAPS:  # another thread mapped it meanwhile: use that map, drop this one
+            return _MAPS[path]
+        _MAPS[path] = mapped
+        while len(_MAPS) > _MAX_MAPPED:
+            _MAPS.popitem(last=False)
     return mapped
 
 
@@ -145,7 +164,7 @@ def read_file(uri: str) -> bytes:
 def read_range(uri: str, offset: int, length: int) -> bytes:
     """`length` bytes from `offset`: fewer only where the file ends first (the caller says what is missing).
 
-    Local files cost one copy out of this thread's map of the file; gs:// one ranged GET. Local
+    Local files cost one copy out of the process's map of the file; gs:// one ranged GET. Local
     files must not shrink while mapped (a read past a cut would fault): shards never change once
     written, and a shard cut before it was mapped reads short, as with pread.
     """

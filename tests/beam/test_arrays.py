@@ -355,6 +355,45 @@ def test_reading_imports_neither_tensorflow_nor_beam_and_forks_safely(multi):
     assert int(peak_mb) < 150
 
 
+MANY_SHARDS_FEW_DESCRIPTORS = """
+import resource, sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+from audioflow.beam import byte_ranges
+from audioflow.beam.arrays import RandomAccessSource, iter_split
+
+source = RandomAccessSource(sys.argv[1], "train", audio="int16")
+expected = [example["audio"] for example in iter_split(sys.argv[1], "train", audio="int16")]
+order = np.random.default_rng(0).integers(len(source), size=20 * len(source)).tolist()
+with ThreadPoolExecutor(4) as pool:
+    got = list(pool.map(lambda i: (i, source[i]["audio"]), order))
+assert all(np.array_equal(audio, expected[i]) for i, audio in got)
+print(byte_ranges._MAX_MAPPED, len(byte_ranges._MAPS), len(expected))
+"""
+
+
+def test_more_shards_than_maps_read_right_from_threads_within_the_descriptor_limit(tmp_path):
+    """With 64 descriptors, 16 files stay mapped; 4 threads reading at random across more shards than
+    that evict and remap them, and every read is still the right example."""
+    audio = tmp_path / "audio"
+    names = [write_audio(audio / f"c{index:02d}.wav", rate=8000, seconds=0.4, seed=index).name for index in range(30)]
+    manifest = write_manifest(tmp_path / "labels.csv", [("cat", name) for name in names])
+    dataset = ingest(manifest, audio, tmp_path / "ds", shard_size=8 * 1024, splits="train=1")
+    assert load_info(dataset).splits["train"].num_shards > 16
+    done = subprocess.run(
+        [sys.executable, "-c", MANY_SHARDS_FEW_DESCRIPTORS, dataset],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    limit, mapped, examples = map(int, done.stdout.split())
+    assert limit == 16 and mapped <= 16 and examples == 30
+
+
 def test_grain_dataloader_with_worker_processes_reads_each_example_once_per_epoch(multi):
     grain = pytest.importorskip("grain")
     dataset, _ = multi
