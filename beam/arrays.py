@@ -221,8 +221,9 @@ class RandomAccessSource:
 
     `len(source)` is the split's size, `source[i]` its i-th example (shards in dataset.json's order,
     records in shard order), one copy out of the mapped shard on local paths and one ranged GET on
-    gs://. The object holds no open file or client (each thread and process opens its own on first
-    use), so it pickles, and it is safe in forked or spawned workers. Loaded indexes travel with it.
+    gs://. The object holds no open file or client (each process maps the shards it reads, each
+    thread opens its own storage client, on first use), so it pickles, and it is safe in forked or
+    spawned workers. Loaded indexes travel with it.
 
     PyTorch (a map-style dataset; shuffle=True gives a global random order)::
 
