@@ -1,4 +1,5 @@
-"""Shared by the KFP tests: compiling in a subprocess, and fake credentials for clients that must never reach Google."""
+"""Shared by the KFP tests: compiling in a subprocess, running the compiled ingest step as Vertex would, and fake
+credentials for clients that must never reach Google."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,8 +49,6 @@ def write_fake_credentials(folder: Path) -> Path:
 
 def compiled_ingest_command(output: Path) -> list[str]:
     """The ingest_audio component's command and args as compiled into YAML, with this interpreter."""
-    import yaml
-
     compile_in_subprocess(output)
     spec = yaml.safe_load((output / "components/ingest_audio.yaml").read_text())
     container = spec["deploymentSpec"]["executors"]["exec-ingest-audio"]["container"]
@@ -82,8 +84,6 @@ def start_ingest_step(
 
 def wait_for_job_resource(gcp_resources: Path, process: subprocess.Popen) -> dict:
     """The gcp_resources the step writes once its Dataflow job exists (or the step's output, failing)."""
-    import time
-
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
         if gcp_resources.exists() and "DataflowJob" in gcp_resources.read_text():
