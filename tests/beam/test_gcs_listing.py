@@ -18,28 +18,10 @@ import pytest
 from audioflow.beam.gcs_listing import ListingKey, PrefixListing, listing_key, page_budget
 from audioflow.beam.storage import ObjectStat, RemoteStorageError
 
-from gcs_emulator import LatencyProxy
+from gcs_emulator import LatencyProxy, in_new_thread
 from gcs_faithful import FaithfulGcs
 
 BUCKET = "audioflow-listing"
-
-
-def in_new_thread(fn: Callable[[], Any]) -> Any:
-    """Runs fn in a thread of its own, so it makes its own storage client (clients are per thread)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = fn()
-        except BaseException as error:  # handed to the caller
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from audioflow.beam.storage import (
     stat_size,
 )
 
-from gcs_emulator import EmulatedGcs, LatencyProxy
+from gcs_emulator import EmulatedGcs, LatencyProxy, in_new_thread
 
 BUCKET = "audioflow-storage-remote"
 
@@ -39,24 +39,6 @@ BUCKET = "audioflow-storage-remote"
 @pytest.fixture(scope="module")
 def bucket(gcs: EmulatedGcs) -> str:
     return gcs.create_bucket(BUCKET)
-
-
-def in_new_thread(fn: Callable[[], Any]) -> Any:
-    """Runs fn in a thread of its own, so it makes its own storage client (clients are per thread)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = fn()
-        except BaseException as error:  # handed to the caller
-            outcome["error"] = error
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 @pytest.fixture

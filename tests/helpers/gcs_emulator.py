@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -484,6 +484,24 @@ class EmulatedGcs:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(self.read_bytes(f"{uri.rstrip('/')}/{name}"))
         return target
+
+
+def in_new_thread(fn: Callable[[], Any]) -> Any:
+    """Runs fn in a thread of its own, so it makes its own storage client (clients are per thread)."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as error:  # handed to the caller
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @contextlib.contextmanager
