@@ -8,8 +8,6 @@ Requests are counted by a proxy in front of the emulator, not by patching the cl
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 from audioflow.beam.gcs_listing import ListingKey, PrefixListing, listing_key, page_budget
 from audioflow.beam.storage import ObjectStat, RemoteStorageError
 
-from gcs_emulator import LatencyProxy, in_new_thread
+from gcs_emulator import LatencyProxy, in_new_thread, loopback_server, refusing_handler
 from gcs_faithful import FaithfulGcs
 
 BUCKET = "audioflow-listing"
@@ -120,32 +118,15 @@ def test_an_empty_range_and_a_missing_bucket_list_nothing(faithful_gcs: Faithful
     assert stats == {} and reached is None
 
 
-class _Forbidding(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"error": {"code": 403, "message": "no storage.objects.list\\naccess"}}'
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_a_refused_listing_is_one_line(faithful_gcs: FaithfulGcs) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidding)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     key = ListingKey("gs://private/a/", True)
     listing = PrefixListing(key, "gs://private/a/1.wav", "gs://private/a/2.wav", 1)
-    try:
-        with (
-            faithful_gcs.active(f"http://127.0.0.1:{server.server_address[1]}"),
-            pytest.raises(RemoteStorageError) as caught,
-        ):
-            in_new_thread(lambda: list(listing))
-    finally:
-        server.shutdown()
-        server.server_close()
+    refusing = refusing_handler(b'{"error": {"code": 403, "message": "no storage.objects.list\\naccess"}}')
+    with (
+        loopback_server(refusing) as url,
+        faithful_gcs.active(url),
+        pytest.raises(RemoteStorageError) as caught,
+    ):
+        in_new_thread(lambda: list(listing))
     assert str(caught.value) == "listing gs://private/a/: HTTP 403: no storage.objects.list access"
     assert listing.reached == ""  # nothing was listed: no name may be called missing

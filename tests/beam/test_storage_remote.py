@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +30,14 @@ from audioflow.beam.storage import (
     stat_size,
 )
 
-from gcs_emulator import EmulatedGcs, LatencyProxy, in_new_thread
+from gcs_emulator import (
+    EmulatedGcs,
+    LatencyProxy,
+    environment_set,
+    in_new_thread,
+    loopback_server,
+    refusing_handler,
+)
 
 BUCKET = "audioflow-storage-remote"
 
@@ -149,37 +155,22 @@ def test_read_at_the_stat_generation(gcs: EmulatedGcs, bucket: str) -> None:
     assert read_bytes(uri, expected_size=stat.size, generation=stat.generation) == b"z" * 64
 
 
-class _Forbidding(http.server.BaseHTTPRequestHandler):
-    """Answers every request as Cloud Storage answers a caller without access: 403 and a JSON body on many lines."""
-
-    def do_GET(self) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": 403,
-                    "message": "caller does not have storage.objects.get access\nto the object.",
-                    "errors": [{"reason": "forbidden"}],
-                }
-            },
-            indent=2,
-        ).encode()
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+# What Cloud Storage answers a caller without access: 403 and a JSON body on many lines.
+_REFUSAL = json.dumps(
+    {
+        "error": {
+            "code": 403,
+            "message": "caller does not have storage.objects.get access\nto the object.",
+            "errors": [{"reason": "forbidden"}],
+        }
+    },
+    indent=2,
+).encode()
 
 
 def test_a_refused_request_is_one_line(gcs: EmulatedGcs) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Forbidding)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    saved = os.environ["STORAGE_EMULATOR_HOST"]
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{server.server_address[1]}"
     uri = "gs://private-bucket/x.wav"
-    try:
+    with loopback_server(refusing_handler(_REFUSAL)) as url, environment_set({"STORAGE_EMULATOR_HOST": url}):
         for call in (lambda: stat_size(uri), lambda: read_bytes(uri, expected_size=3), lambda: read_bytes(uri)):
             with pytest.raises(RemoteStorageError) as caught:
                 in_new_thread(call)
@@ -188,10 +179,6 @@ def test_a_refused_request_is_one_line(gcs: EmulatedGcs) -> None:
             assert message.startswith(uri + ": HTTP 403: "), message
         with pytest.raises(RemoteStorageError, match=r"storage\.objects\.get access to the object"):
             in_new_thread(lambda: stat_size(uri))  # the JSON API's own reason, on one line
-    finally:
-        os.environ["STORAGE_EMULATOR_HOST"] = saved
-        server.shutdown()
-        server.server_close()
 
 
 def test_not_an_object_uri(bucket: str) -> None:
@@ -308,24 +295,15 @@ class _Answering(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def answering(gcs: EmulatedGcs) -> Iterator[Callable[[dict[str, str], Callable[[], Any]], list[str]]]:
     """Runs a function against a server that answers with the given headers; returns the paths it was asked."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answering)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with loopback_server(_Answering) as url:
 
-    def run(headers: dict[str, str], fn: Callable[[], Any]) -> list[str]:
-        _Answering.headers_to_send, _Answering.requests = headers, []
-        saved = os.environ["STORAGE_EMULATOR_HOST"]
-        os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{server.server_address[1]}"
-        try:
-            in_new_thread(fn)
-        finally:
-            os.environ["STORAGE_EMULATOR_HOST"] = saved
-        return _Answering.requests
+        def run(headers: dict[str, str], fn: Callable[[], Any]) -> list[str]:
+            _Answering.headers_to_send, _Answering.requests = headers, []
+            with environment_set({"STORAGE_EMULATOR_HOST": url}):
+                in_new_thread(fn)
+            return _Answering.requests
 
-    try:
         yield run
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_body_of_an_object_over_the_limit_is_never_read(answering) -> None:
